@@ -1,0 +1,34 @@
+# Template repository tasks. `make demo` and `make test` create .venv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_WORKERS ?= 2
+
+.PHONY: venv demo test test-fast bench clean
+
+$(VENV)/.installed: requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+## Bake a project on the offline digits set, train config/example.yaml on CPU, print the test accuracy.
+demo: venv
+	$(PY) scripts/demo.py
+
+## All tests of the template (bakes every choice, trains a representative subset).
+test: venv
+	$(PY) -m pytest tests -n $(PYTEST_WORKERS)
+
+## Quick tests only (no training runs).
+test-fast: venv
+	$(PY) -m pytest tests -m "not slow" -n $(PYTEST_WORKERS)
+
+## Benchmark: Lightning vs hand-written loop vs compute floor (prints ratios).
+bench: venv
+	$(PY) bench/bench.py
+
+clean:
+	rm -rf build .pytest_cache

@@ -1,0 +1,33 @@
+"""Helpers for baking the template with pytest-cookies and checking what comes out."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TEMPLATE = Path(__file__).resolve().parents[1]
+
+
+def bake(cookies, **answers):
+    """Bake with ``answers`` over the defaults; fail the test unless the bake succeeded."""
+    result = cookies.bake(extra_context={key: str(value) for key, value in answers.items()})
+    assert result.exit_code == 0, f"bake failed: {result.exception!r}"
+    return Path(result.project_path)
+
+
+def run(command, cwd, timeout=600, env=None):
+    """Run a command (argument list, no shell) and return the CompletedProcess with text output."""
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def run_python(args, cwd, **kwargs):
+    return run([sys.executable, *map(str, args)], cwd, **kwargs)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: trains models or runs a baked project's own test suite")
+
+
+@pytest.fixture
+def template():
+    return TEMPLATE

@@ -1,0 +1,72 @@
+"""Every value of every prompt bakes into a complete, syntactically valid project."""
+import json
+import py_compile
+
+import pytest
+import yaml
+from conftest import bake
+
+CHOICES = json.loads((__import__("conftest").TEMPLATE / "cookiecutter.json").read_text())
+CHOICE_PROMPTS = [key for key, value in CHOICES.items() if isinstance(value, list)]
+DATASET_FILES = {"mnist": "mnist.py", "fashion_mnist": "mnist.py", "cifar10": "cifar10.py",
+                 "digits": "digits.py", "imagefolder": "imagefolder.py"}
+
+CASES = [(key, value) for key in CHOICE_PROMPTS for value in CHOICES[key]]
+CASES += [("github_actions", False), ("pre_commit", False), ("devices", "2"), ("devices", "0,1"), ("n_versions", "4")]
+
+
+def text_files(project):
+    for path in project.rglob("*"):
+        if path.is_file() and path.suffix in {".py", ".yaml", ".yml", ".txt", ".md", ".toml", ".json", ".cfg"}:
+            yield path
+
+
+@pytest.mark.parametrize("key,value", CASES, ids=[f"{k}={v}" for k, v in CASES])
+def test_choice_bakes_a_complete_project(cookies, key, value):
+    answers = {key: value}
+    if key == "strategy" and value == "ddp":
+        answers["devices"] = "2"
+    project = bake(cookies, **answers)
+
+    for path in text_files(project):
+        assert "cookiecutter." not in path.read_text(), f"unrendered template text in {path}"
+    for path in project.rglob("*.py"):
+        py_compile.compile(str(path), doraise=True)
+    for path in list(project.rglob("*.yaml")) + list(project.rglob("*.yml")):
+        yaml.safe_load(path.read_text())
+
+    for folder in ("config", "data", "model", "res", "sh", "tests"):
+        assert (project / folder).is_dir(), folder
+    assert (project / "main.py").is_file() and (project / "config" / "example.yaml").is_file()
+    experiment = project / "config" / "baseline"
+    assert (experiment / "share.yaml").read_text() == (project / "config" / "template.yaml").read_text()
+    n_versions = int(answers.get("n_versions", CHOICES["n_versions"]))
+    assert sorted(p.name for p in experiment.glob("version_*")) == [f"version_{k}" for k in range(n_versions)]
+
+    dataset = answers.get("dataset", CHOICES["dataset"][0])
+    kept = {p.name for p in (project / "data").glob("*.py")}
+    assert kept == {"__init__.py", "_common.py", DATASET_FILES[dataset]}
+
+
+def test_unchosen_extras_are_removed(cookies):
+    project = bake(cookies, github_actions=False, pre_commit=False, hparam_search="none")
+    assert not (project / ".github").exists()
+    assert not (project / ".pre-commit-config.yaml").exists()
+    assert not (project / "sh" / "hparams.py").exists()
+
+
+def test_only_the_chosen_logger_is_a_dependency(cookies):
+    requirements = {
+        logger: (bake(cookies, logger=logger) / "requirements.txt").read_text()
+        for logger in ("tensorboard", "csv", "wandb", "mlflow", "none")
+    }
+    packages = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}
+    for logger, text in requirements.items():
+        for choice, package in packages.items():
+            assert (package in text) == (choice == logger), (logger, package)
+
+
+def test_answers_are_recorded_for_regeneration(cookies):
+    project = bake(cookies, dataset="digits", model="mlp")
+    answers = json.loads((project / ".cookiecutter.json").read_text())
+    assert answers["dataset"] == "digits" and answers["model"] == "mlp"

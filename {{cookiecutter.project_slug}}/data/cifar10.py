@@ -1,0 +1,75 @@
+"""CIFAR-10 from the python pickle batches (``<data_dir>/cifar-10-batches-py``), downloaded when missing."""
+import contextlib
+import io
+import pickle
+
+import numpy as np
+import torch
+from torchvision import datasets
+
+from ._common import DatasetNotFoundError, InMemoryImageDataModule, project_path
+
+FOLDER = "cifar-10-batches-py"
+TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+TEST_BATCHES = ("test_batch",)
+
+
+def read_batches(folder, names) -> tuple[torch.Tensor, torch.Tensor]:
+    """Read CIFAR pickle batches into (uint8 (N, 3, 32, 32), int64 (N,)) tensors."""
+    images, labels = [], []
+    for name in names:
+        with open(folder / name, "rb") as f:
+            entry = pickle.load(f, encoding="latin1")
+        images.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+        labels.extend(entry["labels"])
+    return torch.from_numpy(np.concatenate(images)), torch.tensor(labels, dtype=torch.long)
+
+
+class CIFAR10DataModule(InMemoryImageDataModule):
+    """32x32 colour images in 10 classes, 50k train (minus validation) / 10k test."""
+
+    num_classes = 10
+    input_shape = (3, 32, 32)
+    mean = (0.4914, 0.4822, 0.4465)
+    std = (0.2470, 0.2435, 0.2616)
+
+    def __init__(self, data_dir: str = "data/datasets", batch_size: int = 128, val_fraction: float = 0.1,
+                 split_seed: int = 42, augment: bool = True):
+        """
+        Args:
+            data_dir: folder holding ``cifar-10-batches-py`` (relative paths are taken from the project root).
+            batch_size: samples per batch.
+            val_fraction: share of the training set kept for validation.
+            split_seed: seed of the fixed train/validation split.
+            augment: random crop (padding 4) and horizontal flip on training batches.
+        """
+        super().__init__(batch_size=batch_size, val_fraction=val_fraction, split_seed=split_seed, augment=augment)
+        self.data_dir = project_path(data_dir)
+
+    @property
+    def batch_dir(self):
+        return self.data_dir / FOLDER
+
+    def _missing(self):
+        return [name for name in TRAIN_BATCHES + TEST_BATCHES if not (self.batch_dir / name).is_file()]
+
+    def _not_found(self, reason: str) -> DatasetNotFoundError:
+        return DatasetNotFoundError(
+            f"CIFAR-10 files not found in {self.batch_dir} and {reason}; put data_batch_1..5 and test_batch there "
+            "(the python version, cifar-10-python.tar.gz, extracted)"
+        )
+
+    def prepare_data(self) -> None:
+        if not self._missing():
+            return
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                datasets.CIFAR10(self.data_dir, train=True, download=True)
+        except Exception as error:  # noqa: BLE001 - any download failure means the same to the user
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise self._not_found(f"the download failed ({reason})") from error
+
+    def load_split(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._missing():
+            raise self._not_found("prepare_data() has not downloaded them")
+        return read_batches(self.batch_dir, TRAIN_BATCHES if train else TEST_BATCHES)

@@ -1,0 +1,112 @@
+"""Your own images, one folder per class (torchvision's ImageFolder layout).
+
+    <data_dir>/train/<class>/<image>     required
+    <data_dir>/val/<class>/<image>       optional: else carved from train with a fixed generator
+    <data_dir>/test/<class>/<image>      optional: else the validation set is used for test
+
+Images are decoded by loader workers (this is the path for data too large to hold in memory).
+"""
+from pathlib import Path
+from typing import Optional
+
+import torch
+from pytorch_lightning import LightningDataModule
+from torch.utils.data import DataLoader, Subset
+from torchvision import datasets, transforms
+
+from ._common import DatasetNotFoundError, default_num_workers, project_path, split_indices
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def class_names(folder: Path) -> list[str]:
+    """Class folder names of an ImageFolder split, or a DatasetNotFoundError saying what is wrong."""
+    if not folder.is_dir():
+        raise DatasetNotFoundError(f"image folder {folder} does not exist; put one sub-folder of images per class there")
+    names = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not names:
+        raise DatasetNotFoundError(f"image folder {folder} has no class sub-folders; put one sub-folder of images per class there")
+    return names
+
+
+class ImageFolderDataModule(LightningDataModule):
+    """RGB images resized to ``image_size``, classes from the sub-folder names of ``train/``."""
+
+    def __init__(self, data_dir: str = "data/datasets/images", image_size: int = 64, batch_size: int = 64,
+                 val_fraction: float = 0.1, split_seed: int = 42, num_workers: Optional[int] = None,
+                 augment: bool = True):
+        """
+        Args:
+            data_dir: folder holding ``train/`` (and optional ``val/``, ``test/``); relative to the project root.
+            image_size: images are resized to image_size x image_size.
+            batch_size: samples per batch.
+            val_fraction: share of ``train/`` kept for validation when there is no ``val/``.
+            split_seed: seed of that split.
+            num_workers: decoding processes; None picks one per spare CPU core (at most 8).
+            augment: random horizontal flip on training images.
+        """
+        super().__init__()
+        self.data_dir = project_path(data_dir)
+        self.image_size = image_size
+        self.batch_size = batch_size
+        self.val_fraction = val_fraction
+        self.split_seed = split_seed
+        self.num_workers = default_num_workers() if num_workers is None else num_workers
+        self.augment = augment
+        self.classes = class_names(self.data_dir / "train")
+        self.num_classes = len(self.classes)
+        self.input_shape = (3, image_size, image_size)
+        self.train_set = self.val_set = self.test_set = None
+
+    def _transform(self, train: bool):
+        steps = [transforms.Resize((self.image_size, self.image_size))]
+        if train and self.augment:
+            steps.append(transforms.RandomHorizontalFlip())
+        steps += [transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+        return transforms.Compose(steps)
+
+    def _folder(self, split: str, train: bool) -> datasets.ImageFolder:
+        folder = self.data_dir / split
+        if class_names(folder) != self.classes:
+            raise DatasetNotFoundError(f"{folder} has classes {class_names(folder)}, but train/ has {self.classes}")
+        try:
+            return datasets.ImageFolder(str(folder), transform=self._transform(train))
+        except FileNotFoundError as error:
+            raise DatasetNotFoundError(f"{folder}: {error}") from error
+
+    def setup(self, stage: str) -> None:
+        if self.train_set is None:
+            train_view = self._folder("train", train=True)
+            if (self.data_dir / "val").is_dir():
+                self.train_set, self.val_set = train_view, self._folder("val", train=False)
+            else:
+                train_idx, val_idx = split_indices(len(train_view), self.val_fraction, self.split_seed)
+                eval_view = self._folder("train", train=False)
+                self.train_set = Subset(train_view, train_idx.tolist())
+                self.val_set = Subset(eval_view, val_idx.tolist())
+        if stage in ("test", "predict") and self.test_set is None:
+            has_test = (self.data_dir / "test").is_dir()
+            self.test_set = self._folder("test", train=False) if has_test else self.val_set
+
+    def _loader(self, dataset, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, shuffle=False)

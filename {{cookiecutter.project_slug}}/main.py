@@ -1,0 +1,84 @@
+"""Train, validate, test or predict with LightningCLI; every setting comes from YAML configs.
+
+    python main.py fit -c config/example.yaml
+    python main.py fit -c config/<exp>/share.yaml -c config/<exp>/version_0/version.yaml
+    python main.py test -c config/example.yaml --ckpt_path res/example/version_0/checkpoints/last.ckpt
+    python main.py fit --help
+
+Results of a run go to ``<run.res_dir>/<run.experiment>/<run.version>/``.
+"""
+import sys
+import time
+
+from pytorch_lightning import LightningDataModule, LightningModule
+from pytorch_lightning.cli import LightningCLI
+
+from data import DatasetNotFoundError
+from runtime.checks import ConfigError, check_hardware
+from runtime.outputs import RunPaths, route_outputs
+from runtime.records import SaveRunConfig, fit_summary, record
+
+
+class ResearchCLI(LightningCLI):
+    """LightningCLI that files every output of a run under its experiment and version."""
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.add_argument("--run.experiment", type=str, default="default", help="experiment name (results folder)")
+        parser.add_argument("--run.version", type=str, default="version_0", help="version folder inside the experiment")
+        parser.add_argument("--run.res_dir", type=str, default="res", help="results root, relative to the project")
+        parser.add_argument("--run.test_after_fit", type=bool, default=True,
+                            help="after fit, test the best checkpoint and record it in metrics.json")
+        parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
+        parser.link_arguments("data.input_shape", "model.init_args.input_shape", apply_on="instantiate")
+
+    @property
+    def run_config(self):
+        return self.config[self.subcommand].run
+
+    @property
+    def paths(self) -> RunPaths:
+        return RunPaths.from_config(self.run_config)
+
+    def before_instantiate_classes(self) -> None:
+        trainer_config = self.config[self.subcommand].trainer
+        check_hardware(trainer_config)
+        route_outputs(trainer_config, self.paths)
+
+    def before_fit(self) -> None:
+        self._fit_started = time.time()
+
+    def after_fit(self) -> None:
+        summary = fit_summary(self.trainer, self._fit_started)
+        if self.trainer.is_global_zero:
+            record(self.paths, "fit", summary)
+        if self.run_config.test_after_fit and not self.trainer.interrupted:
+            ckpt_path = "best" if summary["best_model_path"] else None
+            self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path)
+            self.after_test()
+
+    def after_test(self) -> None:
+        if self.trainer.is_global_zero:
+            results = {k: float(v) for k, v in self.trainer.callback_metrics.items() if k.startswith("test/")}
+            record(self.paths, "test", results)
+
+
+def main(args=None) -> int:
+    try:
+        ResearchCLI(
+            LightningModule,
+            LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            seed_everything_default=2022,
+            save_config_callback=SaveRunConfig,
+            save_config_kwargs={"overwrite": True},
+            args=args,
+        )
+    except (ConfigError, DatasetNotFoundError) as error:
+        print(f"ERROR: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""ImageClassifier: a backbone network trained with cross-entropy on class logits."""
+from typing import Literal
+
+import torch
+from pytorch_lightning import LightningModule
+from torch import nn
+
+from ._common import build_backbone
+from ._metrics import classification_metrics
+
+
+class ImageClassifier(LightningModule):
+    """Image classification: ``logits = net(x)``, loss = cross-entropy(logits, y).
+
+    The optimizer and learning-rate scheduler come from the config (``optimizer:`` and
+    ``lr_scheduler:``), so they are swapped without touching this class.
+    """
+
+    def __init__(
+        self,
+        backbone: Literal["resnet", "cnn", "mlp"] = "{{ cookiecutter.model }}",
+        num_classes: int = 10,
+        input_shape: tuple[int, int, int] = (1, 28, 28),
+        dropout: float = 0.0,
+        label_smoothing: float = 0.0,
+    ):
+        """
+        Args:
+            backbone: network from model/_common.py's BACKBONES.
+            num_classes: number of classes (linked from the datamodule).
+            input_shape: (channels, height, width) of one image (linked from the datamodule).
+            dropout: dropout before the classifier layer(s).
+            label_smoothing: cross-entropy label smoothing.
+        """
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = build_backbone(backbone, input_shape, num_classes, dropout)
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        self.train_metrics = classification_metrics(num_classes, prefix="train/")
+        self.val_metrics = classification_metrics(num_classes, prefix="val/")
+        self.test_metrics = classification_metrics(num_classes, prefix="test/")
+        self.example_input_array = torch.zeros(2, *input_shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def _step(self, batch, stage: str, metrics) -> torch.Tensor:
+        x, y = batch
+        logits = self(x)
+        loss = self.criterion(logits, y)
+        metrics.update(logits, y)
+        on_step = stage == "train"
+        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, sync_dist=not on_step)
+        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train")
+        return loss
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train", self.train_metrics)
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._step(batch, "val", self.val_metrics)
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._step(batch, "test", self.test_metrics)
+
+    def predict_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> dict:
+        x = batch[0] if isinstance(batch, (list, tuple)) else batch
+        probabilities = self(x).softmax(dim=-1)
+        return {"pred": probabilities.argmax(dim=-1), "probs": probabilities}

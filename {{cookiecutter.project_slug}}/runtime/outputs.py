@@ -1,0 +1,63 @@
+"""Where a run writes: everything of one version goes to ``<res_dir>/<experiment>/<version>/``.
+
+main.py calls ``route_outputs`` on the parsed config before anything is instantiated, so
+the logger, the checkpoints, the saved config and metrics.json agree for every logger choice.
+"""
+from dataclasses import dataclass
+from pathlib import Path
+
+from data._common import project_path
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    res_dir: Path
+    experiment: str
+    version: str
+
+    @property
+    def run_dir(self) -> Path:
+        return self.res_dir / self.experiment / self.version
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.run_dir / "checkpoints"
+
+    @property
+    def metrics_file(self) -> Path:
+        return self.run_dir / "metrics.json"
+
+    @classmethod
+    def from_config(cls, run_config) -> "RunPaths":
+        return cls(project_path(run_config.res_dir), run_config.experiment, run_config.version)
+
+
+def _class_name(component) -> str:
+    return str(getattr(component, "class_path", "")).rsplit(".", 1)[-1]
+
+
+def _route_logger(logger, paths: RunPaths) -> None:
+    args = logger.init_args
+    name = _class_name(logger)
+    if name in ("TensorBoardLogger", "CSVLogger"):
+        args.save_dir, args.name, args.version = str(paths.res_dir), paths.experiment, paths.version
+    elif name == "WandbLogger":
+        args.save_dir, args.name = str(paths.run_dir), f"{paths.experiment}/{paths.version}"
+        paths.run_dir.mkdir(parents=True, exist_ok=True)
+    elif name == "MLFlowLogger":
+        args.experiment_name, args.run_name = paths.experiment, paths.version
+        args.tracking_uri = f"sqlite:///{paths.res_dir / 'mlflow.db'}"
+        args.artifact_location = (paths.res_dir / "mlartifacts" / paths.experiment).as_uri()
+        paths.res_dir.mkdir(parents=True, exist_ok=True)
+
+
+def route_outputs(trainer_config, paths: RunPaths) -> None:
+    """Point the trainer's root folder, logger(s) and ModelCheckpoint(s) at the run's folder."""
+    trainer_config.default_root_dir = str(paths.run_dir)
+    loggers = trainer_config.logger
+    for logger in loggers if isinstance(loggers, list) else [loggers]:
+        if hasattr(logger, "init_args"):
+            _route_logger(logger, paths)
+    for callback in trainer_config.callbacks or []:
+        if _class_name(callback) == "ModelCheckpoint":
+            callback.init_args.dirpath = str(paths.checkpoint_dir)

@@ -1,0 +1,50 @@
+"""What a run leaves behind besides logs and checkpoints: config.yaml and metrics.json."""
+import time
+
+from pytorch_lightning.cli import SaveConfigCallback
+
+from .files import read_json, write_json_atomic
+from .outputs import RunPaths
+
+
+class SaveRunConfig(SaveConfigCallback):
+    """Save the merged config as ``<run_dir>/config.yaml`` whatever the logger (or none)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs["save_to_log_dir"] = False
+        super().__init__(*args, **kwargs)
+
+    def save_config(self, trainer, pl_module, stage: str) -> None:
+        path = RunPaths.from_config(self.config.run).run_dir / self.config_filename
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.parser.save(self.config, str(path), skip_none=False, overwrite=True, multifile=self.multifile)
+
+
+def _scalars(metrics: dict, prefix: str) -> dict:
+    return {k: float(v) for k, v in metrics.items() if k.startswith(prefix) and getattr(v, "numel", lambda: 1)() == 1}
+
+
+def fit_summary(trainer, started: float) -> dict:
+    """Best checkpoint and score, last validation metrics, epochs and duration of a finished fit."""
+    checkpoint = trainer.checkpoint_callback
+    best_score = getattr(checkpoint, "best_model_score", None)
+    return {
+        "status": "interrupted" if trainer.interrupted else "finished",
+        "monitor": getattr(checkpoint, "monitor", None),
+        "best_score": float(best_score) if best_score is not None else None,
+        "best_model_path": getattr(checkpoint, "best_model_path", None) or None,
+        "last_model_path": getattr(checkpoint, "last_model_path", None) or None,
+        "epochs": trainer.current_epoch,
+        "global_step": trainer.global_step,
+        "duration_s": round(time.time() - started, 3),
+        "val": _scalars(trainer.callback_metrics, "val/"),
+        "train": _scalars(trainer.callback_metrics, "train/"),
+    }
+
+
+def record(paths: RunPaths, section: str, values: dict) -> dict:
+    """Merge ``values`` into ``metrics.json[section]`` (written atomically) and return the whole record."""
+    metrics = read_json(paths.metrics_file, default={})
+    metrics.update({"experiment": paths.experiment, "version": paths.version, section: values})
+    write_json_atomic(paths.metrics_file, metrics)
+    return metrics

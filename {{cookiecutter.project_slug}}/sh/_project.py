@@ -1,0 +1,57 @@
+"""Paths and names shared by the scripts in sh/: the project root and experiment folders.
+
+Standard library only, so the scripts (and the cookiecutter hook that calls
+structure.py) run before the project's dependencies are installed.
+"""
+import re
+import sys
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+EXPERIMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+VERSION_DIR = re.compile(r"^version_(\d+)$")
+
+
+class UsageError(Exception):
+    """A problem with what the user asked for; printed as one ``ERROR:`` line."""
+
+
+def project_path(path):
+    """Resolve ``path`` against the project root unless it is absolute."""
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+def check_experiment_name(name):
+    if not EXPERIMENT_NAME.match(name) or ".." in name:
+        raise UsageError(
+            f"experiment name {name!r} is not a safe folder name "
+            "(letters, digits, '_', '-', '.'; no '/', spaces or '..'; at most 64 characters)"
+        )
+    return name
+
+
+def version_numbers(experiment_dir):
+    """Sorted version numbers k of the ``version_k`` folders holding a version.yaml."""
+    if not experiment_dir.is_dir():
+        return []
+    numbers = []
+    for child in experiment_dir.iterdir():
+        match = VERSION_DIR.match(child.name)
+        if match and (child / "version.yaml").is_file():
+            numbers.append(int(match.group(1)))
+    return sorted(numbers)
+
+
+def experiment_names(config_dir):
+    """Experiments under ``config_dir``: folders holding a share.yaml."""
+    return sorted(p.parent.name for p in config_dir.glob("*/share.yaml"))
+
+
+def exit_on_usage_error(main):
+    """Run ``main()``; turn a UsageError into one ``ERROR:`` line and exit status 2."""
+    try:
+        return main()
+    except UsageError as error:
+        print(f"ERROR: {error}", file=sys.stderr)
+        return 2

@@ -1,0 +1,67 @@
+"""Shared fixtures: fake data in this project's dataset format and CLI arguments pointing at it."""
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT_ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import fakes  # noqa: E402
+
+DATASET = "{{ cookiecutter.dataset }}"
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """Make torchvision's dataset downloads fail as they do without network."""
+    from torchvision.datasets import cifar, mnist
+
+    def no_network(*args, **kwargs):
+        raise OSError("network unreachable (test)")
+
+    for module in (mnist, cifar):
+        monkeypatch.setattr(module, "download_and_extract_archive", no_network)
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    """A folder holding a tiny fake copy of this project's dataset in its real format (None for digits)."""
+    root = tmp_path / "datasets"
+    if DATASET == "mnist":
+        fakes.write_mnist(root, "MNIST")
+    elif DATASET == "fashion_mnist":
+        fakes.write_mnist(root, "FashionMNIST")
+    elif DATASET == "cifar10":
+        fakes.write_cifar10(root)
+    elif DATASET == "imagefolder":
+        fakes.write_imagefolder(root)
+    else:
+        return None
+    return root
+
+
+@pytest.fixture
+def data_args(data_dir):
+    """main.py arguments that point the datamodule at the fake data."""
+    return [] if data_dir is None else [f"--data.init_args.data_dir={data_dir}"]
+
+
+@pytest.fixture
+def fast_args(tmp_path, data_args):
+    """main.py arguments for a quick, quiet run writing results under tmp_path."""
+    return [
+        *data_args,
+        f"--run.res_dir={tmp_path / 'res'}",
+        "--trainer.max_epochs=1",
+        "--trainer.limit_train_batches=3",
+        "--trainer.limit_val_batches=2",
+        "--trainer.limit_test_batches=2",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+        "--trainer.accelerator=cpu",
+        "--trainer.devices=1",
+        "--trainer.strategy=auto",
+        "--trainer.precision=32-true",
+    ]

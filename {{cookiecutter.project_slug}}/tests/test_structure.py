@@ -1,0 +1,49 @@
+"""sh/structure.py creates experiment trees and never touches what exists."""
+import subprocess
+import sys
+
+import pytest
+from conftest import PROJECT_ROOT
+
+sys.path.insert(0, str(PROJECT_ROOT / "sh"))
+from _project import UsageError  # noqa: E402
+from structure import create_experiment  # noqa: E402
+
+TEMPLATE = PROJECT_ROOT / "config" / "template.yaml"
+
+
+def test_creates_share_desc_and_versions(tmp_path):
+    create_experiment("exp", 3, tmp_path, TEMPLATE, "why")
+    exp = tmp_path / "exp"
+    assert (exp / "share.yaml").read_text() == TEMPLATE.read_text()
+    assert (exp / "desc.txt").read_text().strip() == "why"
+    for k in range(3):
+        assert "version: version_%d" % k in (exp / f"version_{k}" / "version.yaml").read_text()
+        assert (exp / f"version_{k}" / "detail_desc.txt").is_file()
+
+
+def test_adding_versions_keeps_existing_ones(tmp_path):
+    create_experiment("exp", 2, tmp_path, TEMPLATE)
+    edited = tmp_path / "exp" / "version_1" / "version.yaml"
+    edited.write_text("run:\n  version: version_1\n# edited\n")
+    (tmp_path / "exp" / "share.yaml").write_text("# my share\n")
+    create_experiment("exp", 2, tmp_path, TEMPLATE)
+    assert edited.read_text().endswith("# edited\n")
+    assert (tmp_path / "exp" / "share.yaml").read_text() == "# my share\n"
+    assert sorted(p.name for p in (tmp_path / "exp").glob("version_*")) == [f"version_{k}" for k in range(4)]
+
+
+@pytest.mark.parametrize("name", ["a/b", "..", "has space", "/abs", ""])
+def test_unsafe_experiment_names_are_refused(tmp_path, name):
+    with pytest.raises(UsageError):
+        create_experiment(name, 1, tmp_path, TEMPLATE)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_command_line_error_is_one_line_and_nonzero(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "sh" / "structure.py"), "-e", "bad/name", "-c", str(tmp_path)],
+        capture_output=True, text=True,
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip().startswith("ERROR:") and len(result.stderr.strip().splitlines()) == 1
