@@ -2,7 +2,8 @@
 
     python main.py fit -c config/example.yaml
     python main.py fit -c config/<exp>/share.yaml -c config/<exp>/version_0/version.yaml
-    python main.py test -c config/example.yaml --ckpt_path res/example/version_0/checkpoints/last.ckpt
+    python main.py test -c config/example.yaml --ckpt_path best       # or last, or a checkpoint file
+    python main.py predict -c config/example.yaml --ckpt_path best    # writes res/example/version_0/predictions.csv
     python main.py fit --help
 
 Results of a run go to ``<run.res_dir>/<run.experiment>/<run.version>/``.
@@ -14,8 +15,11 @@ from pytorch_lightning import LightningDataModule, LightningModule
 from pytorch_lightning.cli import LightningCLI
 
 from data import DatasetNotFoundError
-from runtime.checks import ConfigError, check_hardware
+from runtime.checkpoints import resolve_checkpoint
+from runtime.checks import ConfigError, check_callbacks, check_hardware
+from runtime.gpus import select_gpus
 from runtime.outputs import RunPaths, route_outputs
+from runtime.predictions import PredictionCSVWriter
 from runtime.records import SaveRunConfig, fit_summary, record
 
 
@@ -40,9 +44,15 @@ class ResearchCLI(LightningCLI):
         return RunPaths.from_config(self.run_config)
 
     def before_instantiate_classes(self) -> None:
-        trainer_config = self.config[self.subcommand].trainer
-        check_hardware(trainer_config)
-        route_outputs(trainer_config, self.paths)
+        config = self.config[self.subcommand]
+        check_hardware(config.trainer)
+        check_callbacks(config.trainer)
+        select_gpus(config.trainer)
+        route_outputs(config.trainer, self.paths)
+        if self.subcommand in ("validate", "test", "predict"):
+            config.ckpt_path = resolve_checkpoint(config.ckpt_path, self.paths, self.subcommand)
+        if self.subcommand == "predict" and config.return_predictions is None:
+            config.return_predictions = False  # they go to predictions.csv; do not also hold them all in memory
 
     def before_fit(self) -> None:
         self._fit_started = time.time()
@@ -55,6 +65,13 @@ class ResearchCLI(LightningCLI):
             ckpt_path = "best" if summary["best_model_path"] else None
             self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path)
             self.after_test()
+
+    def before_predict(self) -> None:
+        self.trainer.callbacks.append(PredictionCSVWriter(self.paths.predictions_file))
+
+    def after_predict(self) -> None:
+        if self.trainer.is_global_zero:
+            print(f"Predictions written to {self.paths.predictions_file}", flush=True)
 
     def after_test(self) -> None:
         if self.trainer.is_global_zero:

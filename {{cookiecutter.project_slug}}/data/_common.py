@@ -6,9 +6,12 @@ normalised and augmented on whole tensors. There is no per-sample Python or PIL 
 """
 import os
 from pathlib import Path
+from typing import Optional
+
 import torch
 from pytorch_lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,6 +87,40 @@ def random_crop_and_flip(x: torch.Tensor, padding: int = 4) -> torch.Tensor:
     return padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2).contiguous()
 
 
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+
+
+class ImageFilesDataset(Dataset):
+    """Every image file under ``folder`` (recursively, sorted) for prediction: no labels.
+
+    Each image is converted to ``input_shape`` (grey or RGB, resized to H x W) and normalised like the
+    training data; ``sample_ids`` are the file paths relative to ``folder``.
+    """
+
+    def __init__(self, folder, input_shape, mean, std):
+        folder = project_path(folder)
+        if not folder.is_dir():
+            raise DatasetNotFoundError(f"predict_dir {folder} is not a folder; point it at a folder of image files")
+        self.files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if not self.files:
+            raise DatasetNotFoundError(f"predict_dir {folder} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        self.sample_ids = [p.relative_to(folder).as_posix() for p in self.files]
+        channels, height, width = input_shape
+        self.mode = {1: "L", 3: "RGB"}[channels]
+        self.transform = transforms.Compose(
+            [transforms.Resize((height, width)), transforms.ToTensor(), transforms.Normalize(mean, std)]
+        )
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        from PIL import Image
+
+        with Image.open(self.files[index]) as image:
+            return self.transform(image.convert(self.mode))
+
+
 def keep_batch(batch):
     """collate_fn for datasets whose ``__getitems__`` already returns a collated batch."""
     return batch
@@ -116,13 +153,15 @@ class InMemoryImageDataModule(LightningDataModule):
     mean: tuple[float, ...]
     std: tuple[float, ...]
 
-    def __init__(self, batch_size: int = 128, val_fraction: float = 0.1, split_seed: int = 42, augment: bool = False):
+    def __init__(self, batch_size: int = 128, val_fraction: float = 0.1, split_seed: int = 42, augment: bool = False,
+                 predict_dir: Optional[str] = None):
         super().__init__()
         self.batch_size = batch_size
         self.val_fraction = val_fraction
         self.split_seed = split_seed
         self.augment = augment
-        self.train_set = self.val_set = self.test_set = None
+        self.predict_dir = predict_dir
+        self.train_set = self.val_set = self.test_set = self.predict_set = None
 
     def load_split(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
@@ -136,7 +175,9 @@ class InMemoryImageDataModule(LightningDataModule):
             train_idx, val_idx = split_indices(len(labels), self.val_fraction, self.split_seed)
             self.train_set = self._dataset(images[train_idx], labels[train_idx], augment=self.augment)
             self.val_set = self._dataset(images[val_idx], labels[val_idx])
-        if stage in ("test", "predict") and self.test_set is None:
+        if stage == "predict" and self.predict_dir:
+            self.predict_set = ImageFilesDataset(self.predict_dir, self.input_shape, self.mean, self.std)
+        elif stage in ("test", "predict") and self.test_set is None:
             self.test_set = self._dataset(*self.load_split(train=False))
 
     def train_dataloader(self) -> DataLoader:
@@ -149,4 +190,7 @@ class InMemoryImageDataModule(LightningDataModule):
         return batch_loader(self.test_set, self.batch_size, shuffle=False)
 
     def predict_dataloader(self) -> DataLoader:
+        """The images of ``predict_dir`` when it is set, else the test split (sample ids: its indices)."""
+        if self.predict_dir:
+            return DataLoader(self.predict_set, batch_size=self.batch_size)
         return batch_loader(self.test_set, self.batch_size, shuffle=False)

@@ -2,6 +2,7 @@
 import contextlib
 import io
 import pickle
+from typing import Optional
 
 import numpy as np
 import torch
@@ -34,7 +35,7 @@ class CIFAR10DataModule(InMemoryImageDataModule):
     std = (0.2470, 0.2435, 0.2616)
 
     def __init__(self, data_dir: str = "data/datasets", batch_size: int = 128, val_fraction: float = 0.1,
-                 split_seed: int = 42, augment: bool = True):
+                 split_seed: int = 42, augment: bool = True, predict_dir: Optional[str] = None):
         """
         Args:
             data_dir: folder holding ``cifar-10-batches-py`` (relative paths are taken from the project root).
@@ -42,8 +43,10 @@ class CIFAR10DataModule(InMemoryImageDataModule):
             val_fraction: share of the training set kept for validation.
             split_seed: seed of the fixed train/validation split.
             augment: random crop (padding 4) and horizontal flip on training batches.
+            predict_dir: folder of image files for ``main.py predict`` (default: the test split).
         """
-        super().__init__(batch_size=batch_size, val_fraction=val_fraction, split_seed=split_seed, augment=augment)
+        super().__init__(batch_size=batch_size, val_fraction=val_fraction, split_seed=split_seed, augment=augment,
+                         predict_dir=predict_dir)
         self.data_dir = project_path(data_dir)
 
     @property

@@ -1,4 +1,6 @@
 """scikit-learn's bundled handwritten digits: 1,797 real 8x8 images, no download needed."""
+from typing import Optional
+
 import torch
 
 from ._common import InMemoryImageDataModule, split_indices
@@ -15,15 +17,18 @@ class DigitsDataModule(InMemoryImageDataModule):
     mean = (0.3051,)
     std = (0.3784,)
 
-    def __init__(self, batch_size: int = 64, val_fraction: float = 0.1, split_seed: int = 42, augment: bool = False):
+    def __init__(self, batch_size: int = 64, val_fraction: float = 0.1, split_seed: int = 42, augment: bool = False,
+                 predict_dir: Optional[str] = None):
         """
         Args:
             batch_size: samples per batch.
             val_fraction: share of the training part kept for validation.
             split_seed: seed of the fixed train/validation split.
             augment: random crop and flip on training batches.
+            predict_dir: folder of image files for ``main.py predict`` (default: the test split).
         """
-        super().__init__(batch_size=batch_size, val_fraction=val_fraction, split_seed=split_seed, augment=augment)
+        super().__init__(batch_size=batch_size, val_fraction=val_fraction, split_seed=split_seed, augment=augment,
+                         predict_dir=predict_dir)
 
     def load_split(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         from sklearn.datasets import load_digits

@@ -14,7 +14,7 @@ from pytorch_lightning import LightningDataModule
 from torch.utils.data import DataLoader, Subset
 from torchvision import datasets, transforms
 
-from ._common import DatasetNotFoundError, default_num_workers, project_path, split_indices
+from ._common import DatasetNotFoundError, ImageFilesDataset, default_num_workers, project_path, split_indices
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -35,7 +35,7 @@ class ImageFolderDataModule(LightningDataModule):
 
     def __init__(self, data_dir: str = "data/datasets/images", image_size: int = 64, batch_size: int = 64,
                  val_fraction: float = 0.1, split_seed: int = 42, num_workers: Optional[int] = None,
-                 augment: bool = True):
+                 augment: bool = True, predict_dir: Optional[str] = None):
         """
         Args:
             data_dir: folder holding ``train/`` (and optional ``val/``, ``test/``); relative to the project root.
@@ -45,6 +45,7 @@ class ImageFolderDataModule(LightningDataModule):
             split_seed: seed of that split.
             num_workers: decoding processes; None picks one per spare CPU core (at most 8).
             augment: random horizontal flip on training images.
+            predict_dir: folder of image files for ``main.py predict`` (default: the test split).
         """
         super().__init__()
         self.data_dir = project_path(data_dir)
@@ -54,10 +55,11 @@ class ImageFolderDataModule(LightningDataModule):
         self.split_seed = split_seed
         self.num_workers = default_num_workers() if num_workers is None else num_workers
         self.augment = augment
+        self.predict_dir = predict_dir
         self.classes = class_names(self.data_dir / "train")
         self.num_classes = len(self.classes)
         self.input_shape = (3, image_size, image_size)
-        self.train_set = self.val_set = self.test_set = None
+        self.train_set = self.val_set = self.test_set = self.predict_set = None
 
     def _transform(self, train: bool):
         steps = [transforms.Resize((self.image_size, self.image_size))]
@@ -76,6 +78,9 @@ class ImageFolderDataModule(LightningDataModule):
             raise DatasetNotFoundError(f"{folder}: {error}") from error
 
     def setup(self, stage: str) -> None:
+        if stage == "predict" and self.predict_dir:
+            self.predict_set = ImageFilesDataset(self.predict_dir, self.input_shape, IMAGENET_MEAN, IMAGENET_STD)
+            return
         if self.train_set is None:
             train_view = self._folder("train", train=True)
             if (self.data_dir / "val").is_dir():
@@ -109,4 +114,5 @@ class ImageFolderDataModule(LightningDataModule):
         return self._loader(self.test_set, shuffle=False)
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, shuffle=False)
+        """The images of ``predict_dir`` when it is set, else the test split (sample ids: its indices)."""
+        return self._loader(self.predict_set if self.predict_dir else self.test_set, shuffle=False)

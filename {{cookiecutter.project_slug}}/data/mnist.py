@@ -6,6 +6,7 @@ Files live in ``<data_dir>/MNIST/raw`` (or ``FashionMNIST/raw``): ``train-images
 """
 import contextlib
 import io
+from typing import Optional
 
 import torch
 from torchvision import datasets
@@ -25,7 +26,7 @@ class MNISTDataModule(InMemoryImageDataModule):
     std = (0.3081,)
 
     def __init__(self, data_dir: str = "data/datasets", batch_size: int = 128, val_fraction: float = 0.1,
-                 split_seed: int = 42, augment: bool = False):
+                 split_seed: int = 42, augment: bool = False, predict_dir: Optional[str] = None):
         """
         Args:
             data_dir: folder holding ``<Name>/raw`` (relative paths are taken from the project root).
@@ -33,8 +34,10 @@ class MNISTDataModule(InMemoryImageDataModule):
             val_fraction: share of the training set kept for validation.
             split_seed: seed of the fixed train/validation split.
             augment: random crop and flip on training batches.
+            predict_dir: folder of image files for ``main.py predict`` (default: the test split).
         """
-        super().__init__(batch_size=batch_size, val_fraction=val_fraction, split_seed=split_seed, augment=augment)
+        super().__init__(batch_size=batch_size, val_fraction=val_fraction, split_seed=split_seed, augment=augment,
+                         predict_dir=predict_dir)
         self.data_dir = project_path(data_dir)
 
     @property

@@ -49,8 +49,8 @@ class ImageClassifier(LightningModule):
         logits = self(x)
         loss = self.criterion(logits, y)
         metrics.update(logits, y)
-        on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, sync_dist=not on_step)
+        # sync_dist: under DDP the logged loss is the mean over all ranks (torchmetrics sync themselves)
+        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, sync_dist=True)
         self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train")
         return loss
 

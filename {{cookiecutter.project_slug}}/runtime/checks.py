@@ -9,6 +9,11 @@ class ConfigError(RuntimeError):
 
 
 GPU_ONLY_STRATEGIES = {"fsdp": "FSDP", "deepspeed": "DeepSpeed"}
+CALLBACKS_NEEDING_A_LOGGER = ("DeviceStatsMonitor", "LearningRateMonitor")
+
+
+def _class_name(component) -> str:
+    return str(getattr(component, "class_path", "")).rsplit(".", 1)[-1]
 
 
 def _strategy_name(strategy) -> str:
@@ -20,11 +25,13 @@ def _strategy_name(strategy) -> str:
 
 def check_hardware(trainer_config, cuda_available: bool = None) -> None:
     """Raise ConfigError when the strategy, precision or devices need a GPU that is not there."""
-    cuda = torch.cuda.is_available() if cuda_available is None else cuda_available
+    accelerator = str(trainer_config.accelerator).lower()
+    cuda = (torch.cuda.is_available() if cuda_available is None else cuda_available) and accelerator != "cpu"
+    where = "the CPU accelerator is chosen" if accelerator == "cpu" else "no CUDA GPU is visible"
     strategy = _strategy_name(trainer_config.strategy)
     if strategy in GPU_ONLY_STRATEGIES and not cuda:
         raise ConfigError(
-            f"strategy '{strategy}' ({GPU_ONLY_STRATEGIES[strategy]}) needs CUDA GPUs and none is visible; "
+            f"strategy '{strategy}' ({GPU_ONLY_STRATEGIES[strategy]}) runs on CUDA GPUs only and {where}; "
             "use --trainer.strategy=ddp or auto on this machine"
         )
     if strategy == "deepspeed" and importlib.util.find_spec("deepspeed") is None:
@@ -32,14 +39,25 @@ def check_hardware(trainer_config, cuda_available: bool = None) -> None:
     precision = str(trainer_config.precision)
     if precision in ("16-mixed", "16", "16-true") and not cuda:
         raise ConfigError(
-            f"precision '{precision}' needs a CUDA GPU and none is visible; "
+            f"precision '{precision}' needs a CUDA GPU and {where}; "
             "use --trainer.precision=bf16-mixed (mixed precision on CPU) or 32-true"
         )
-    accelerator = str(trainer_config.accelerator)
     devices = trainer_config.devices
     gpu_ids = isinstance(devices, list) or (isinstance(devices, str) and "," in devices)
     if not cuda and (accelerator in ("gpu", "cuda") or gpu_ids):
         raise ConfigError(
-            f"accelerator '{accelerator}' with devices {devices!r} asks for GPUs and none is visible; "
+            f"accelerator '{accelerator}' with devices {devices!r} asks for GPUs and {where}; "
             "use --trainer.accelerator=cpu --trainer.devices=1 (or a count) on this machine"
         )
+
+
+def check_callbacks(trainer_config) -> None:
+    """Raise ConfigError when a callback that logs (e.g. from a config/debug preset) has no logger to log to."""
+    if trainer_config.logger is not False and trainer_config.logger != []:
+        return  # None means Lightning's default logger
+    for callback in trainer_config.callbacks or []:
+        if _class_name(callback) in CALLBACKS_NEEDING_A_LOGGER:
+            raise ConfigError(
+                f"callback {_class_name(callback)} logs through the logger and trainer.logger is false; "
+                "choose a logger (trainer.logger) or drop the callback"
+            )

@@ -2,15 +2,16 @@
 
 main.py calls ``route_outputs`` on the parsed config before anything is instantiated, so
 the logger, the checkpoints, the saved config and metrics.json agree for every logger choice.
+RunPaths imports nothing heavy: the scripts in sh/ use it to find a run's files without torch.
 """
 from dataclasses import dataclass
 from pathlib import Path
 
-from data._common import project_path
-
 
 @dataclass(frozen=True)
 class RunPaths:
+    """The files of one run. ``run.log`` and ``.lock`` belong to sh/run.py, not to the run's results."""
+
     res_dir: Path
     experiment: str
     version: str
@@ -27,8 +28,40 @@ class RunPaths:
     def metrics_file(self) -> Path:
         return self.run_dir / "metrics.json"
 
+    @property
+    def predictions_file(self) -> Path:
+        return self.run_dir / "predictions.csv"
+
+    @property
+    def manifest_file(self) -> Path:
+        return self.run_dir / "manifest.json"
+
+    @property
+    def history_file(self) -> Path:
+        return self.run_dir / "history.csv"
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.checkpoint_dir / "last.ckpt"
+
+    @property
+    def log_file(self) -> Path:
+        return self.run_dir / "run.log"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.run_dir / ".lock"
+
+    def result_entries(self) -> list[Path]:
+        """What runs left in the folder: everything but sh/run.py's log and lock."""
+        if not self.run_dir.is_dir():
+            return []
+        return sorted(p for p in self.run_dir.iterdir() if p not in (self.log_file, self.lock_file))
+
     @classmethod
     def from_config(cls, run_config) -> "RunPaths":
+        from data._common import project_path
+
         return cls(project_path(run_config.res_dir), run_config.experiment, run_config.version)
 
 
@@ -52,7 +85,7 @@ def _route_logger(logger, paths: RunPaths) -> None:
 
 
 def route_outputs(trainer_config, paths: RunPaths) -> None:
-    """Point the trainer's root folder, logger(s) and ModelCheckpoint(s) at the run's folder."""
+    """Point the trainer's root folder, logger(s), ModelCheckpoint(s) and profiler files at the run's folder."""
     trainer_config.default_root_dir = str(paths.run_dir)
     loggers = trainer_config.logger
     for logger in loggers if isinstance(loggers, list) else [loggers]:
@@ -61,3 +94,6 @@ def route_outputs(trainer_config, paths: RunPaths) -> None:
     for callback in trainer_config.callbacks or []:
         if _class_name(callback) == "ModelCheckpoint":
             callback.init_args.dirpath = str(paths.checkpoint_dir)
+    profiler = trainer_config.profiler
+    if hasattr(profiler, "init_args") and profiler.init_args.get("dirpath") is None:
+        profiler.init_args.dirpath = str(paths.run_dir)

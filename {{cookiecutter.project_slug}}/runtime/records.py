@@ -15,6 +15,8 @@ class SaveRunConfig(SaveConfigCallback):
         super().__init__(*args, **kwargs)
 
     def save_config(self, trainer, pl_module, stage: str) -> None:
+        if stage != "fit":
+            return  # test / validate / predict of a trained version must not overwrite the config it was trained with
         path = RunPaths.from_config(self.config.run).run_dir / self.config_filename
         path.parent.mkdir(parents=True, exist_ok=True)
         self.parser.save(self.config, str(path), skip_none=False, overwrite=True, multifile=self.multifile)

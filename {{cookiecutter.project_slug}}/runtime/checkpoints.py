@@ -1,0 +1,36 @@
+"""``--ckpt_path best|last`` for validate / test / predict, found in the run folder.
+
+A fresh process has no in-memory "best" checkpoint, so main.py resolves the names from what fit left
+on disk: ``best`` is ``metrics.json``'s ``fit.best_model_path``, ``last`` is ``checkpoints/last.ckpt``.
+"""
+from pathlib import Path
+from typing import Optional
+
+from data._common import project_path
+
+from .checks import ConfigError
+from .files import read_json
+from .outputs import RunPaths
+
+
+def best_checkpoint(paths: RunPaths) -> Path:
+    """The best checkpoint recorded by fit; looked up in checkpoints/ too when the project has moved."""
+    recorded = (read_json(paths.metrics_file, default={}).get("fit") or {}).get("best_model_path")
+    if not recorded:
+        raise ConfigError(f"--ckpt_path best: {paths.metrics_file} records no best checkpoint; train this version first")
+    for candidate in (project_path(recorded), paths.checkpoint_dir / Path(recorded).name):
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(f"--ckpt_path best: the recorded checkpoint {recorded} does not exist")
+
+
+def resolve_checkpoint(ckpt_path: Optional[str], paths: RunPaths, subcommand: str) -> str:
+    """Turn ``best``/``last``/a path into an existing checkpoint file; without one the model would be untrained."""
+    if ckpt_path is None:
+        raise ConfigError(f"{subcommand} needs --ckpt_path: best or last (of run {paths.run_dir}) or a checkpoint file")
+    if ckpt_path == "best":
+        return str(best_checkpoint(paths))
+    path = paths.checkpoint_dir / "last.ckpt" if ckpt_path == "last" else project_path(ckpt_path)
+    if not path.is_file():
+        raise ConfigError(f"--ckpt_path {ckpt_path}: checkpoint {path} does not exist")
+    return str(path)
