@@ -9,6 +9,7 @@
 Results of a run go to ``<run.res_dir>/<run.experiment>/<run.version>/``.
 """
 import sys
+from argparse import ArgumentError
 import time
 
 from pytorch_lightning import LightningDataModule, LightningModule
@@ -17,6 +18,7 @@ from pytorch_lightning.cli import LightningCLI
 from data import DatasetNotFoundError
 from runtime.checkpoints import resolve_checkpoint
 from runtime.checks import ConfigError, check_callbacks, check_hardware
+from runtime.errors import one_line, parse_error_message
 from runtime.gpus import select_gpus
 from runtime.outputs import RunPaths, route_outputs
 from runtime.predictions import PredictionCSVWriter
@@ -89,10 +91,14 @@ def main(args=None) -> int:
             seed_everything_default=2022,
             save_config_callback=SaveRunConfig,
             save_config_kwargs={"overwrite": True},
+            parser_kwargs={"exit_on_error": False},  # parse errors raise; reported below as one line
             args=args,
         )
+    except ArgumentError as error:
+        print(f"ERROR: {parse_error_message(error, sys.argv[1:] if args is None else args)}", file=sys.stderr)
+        return 2
     except (ConfigError, DatasetNotFoundError) as error:
-        print(f"ERROR: {error}", file=sys.stderr)
+        print(f"ERROR: {one_line(error)}", file=sys.stderr)
         return 1
     return 0
 
