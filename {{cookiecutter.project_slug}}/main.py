@@ -18,7 +18,7 @@ from pytorch_lightning.cli import LightningCLI
 from data import DatasetNotFoundError
 from runtime.checkpoints import resolve_checkpoint
 from runtime.checks import ConfigError, check_callbacks, check_hardware
-from runtime.errors import one_line, parse_error_message
+from runtime.errors import cause_of_type, one_line, parse_error_message
 from runtime.gpus import select_gpus
 from runtime.outputs import RunPaths, route_outputs
 from runtime.predictions import PredictionCSVWriter
@@ -97,8 +97,11 @@ def main(args=None) -> int:
     except ArgumentError as error:
         print(f"ERROR: {parse_error_message(error, sys.argv[1:] if args is None else args)}", file=sys.stderr)
         return 2
-    except (ConfigError, DatasetNotFoundError) as error:
-        print(f"ERROR: {one_line(error)}", file=sys.stderr)
+    except Exception as error:  # jsonargparse wraps what a class raises while it is instantiated
+        known = cause_of_type(error, (ConfigError, DatasetNotFoundError))
+        if known is None:
+            raise
+        print(f"ERROR: {one_line(known)}", file=sys.stderr)
         return 1
     return 0
 

@@ -18,6 +18,17 @@ def one_line(text) -> str:
     return " ".join(line.strip() for line in str(text).splitlines() if line.strip())
 
 
+def cause_of_type(error, kinds):
+    """``error``, or the exception it was raised from or while handling, that is one of ``kinds``; else None."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, kinds):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
 def config_files(args) -> list[Path]:
     """YAML files named on the command line (``-c FILE``, ``--config=FILE``, ``--data FILE``...)."""
     files = []

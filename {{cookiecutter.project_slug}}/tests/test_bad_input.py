@@ -1,0 +1,140 @@
+"""Mistakes in configs and on main.py's command line: one ERROR line, a non-zero exit, nothing written.
+
+Each case runs main() in-process on a copy of the first experiment's configs and checks the
+message, the exit status, that the project tree is byte-for-byte unchanged and that no
+results folder appeared.
+"""
+import hashlib
+import shutil
+
+import pytest
+from conftest import DATASET, PROJECT_ROOT
+
+from main import main
+
+EXPERIMENT = "{{ cookiecutter.experiment_name }}"
+PARSE_ERROR = 2
+DATA_ERROR = 1
+
+
+def snapshot(root):
+    """Every file and folder under ``root``: size, modification time and, below 1 MB, a hash of its bytes."""
+    state = {}
+    for path in sorted(root.rglob("*")):
+        if {"__pycache__", ".pytest_cache", ".git"} & set(path.parts):
+            continue
+        if path.is_file():
+            stat = path.stat()
+            digest = hashlib.sha256(path.read_bytes()).hexdigest() if stat.st_size < 2**20 else ""
+            state[str(path.relative_to(root))] = (stat.st_size, stat.st_mtime_ns, digest)
+        else:
+            state[str(path.relative_to(root))] = "folder"
+    return state
+
+
+@pytest.fixture
+def experiment(tmp_path):
+    """A copy of the first experiment's config folder, free to break."""
+    copy = tmp_path / "config" / EXPERIMENT
+    shutil.copytree(PROJECT_ROOT / "config" / EXPERIMENT, copy)
+    return copy
+
+
+@pytest.fixture
+def refused(tmp_path, fast_args, capsys):
+    """Run main.py with ``args`` (then the quick-run arguments, then ``overrides``); assert one ERROR line
+    holding ``message``, the exit ``status``, and that nothing was written."""
+
+    def check(args, message, status=PARSE_ERROR, overrides=()):
+        before = snapshot(PROJECT_ROOT)
+        capsys.readouterr()
+        assert main([*args, *fast_args, *overrides]) == status
+        err = capsys.readouterr().err
+        errors = [line for line in err.splitlines() if line.startswith("ERROR:")]
+        assert len(errors) == 1, err
+        assert message in errors[0], errors[0]
+        assert "Traceback" not in err and "usage:" not in err, err
+        assert snapshot(PROJECT_ROOT) == before
+        assert not (tmp_path / "res").exists()
+        return errors[0]
+
+    return check
+
+
+def fit_args(experiment):
+    return ["fit", "-c", str(experiment / "share.yaml"), "-c", str(experiment / "version_0" / "version.yaml")]
+
+
+def test_malformed_version_yaml_names_the_file_and_line(refused, experiment):
+    version = experiment / "version_0" / "version.yaml"
+    version.write_text("run:\n  experiment: x\n  version: [version_0\n")
+    line = refused(fit_args(experiment), f"ERROR: {version}:")
+    assert line.startswith(f"ERROR: {version}:4:") or line.startswith(f"ERROR: {version}:3:"), line
+
+
+def test_tab_indented_share_yaml_names_the_file_and_line(refused, experiment):
+    share = experiment / "share.yaml"
+    share.write_text(share.read_text() + "trainer:\n\tmax_epochs: 3\n")
+    line = refused(fit_args(experiment), f"ERROR: {share}:")
+    assert "cannot start any token" in line
+
+
+def test_version_yaml_that_is_not_a_mapping_is_refused(refused, experiment):
+    version = experiment / "version_0" / "version.yaml"
+    version.write_text("- lr: 0.1\n")
+    refused(fit_args(experiment), f"ERROR: {version}:1: expected 'key: value' settings, found a list")
+
+
+def test_unknown_key_in_version_yaml_names_the_key_and_the_file(refused, experiment):
+    version = experiment / "version_0" / "version.yaml"
+    version.write_text(version.read_text() + "trainer:\n  max_epohcs: 3\n")
+    refused(fit_args(experiment), f"does not accept option 'trainer.max_epohcs' (in {version})")
+
+
+def test_unknown_model_argument_names_the_option(refused, experiment):
+    version = experiment / "version_0" / "version.yaml"
+    version.write_text(version.read_text() + "model:\n  init_args:\n    dropuot: 0.1\n")
+    refused(fit_args(experiment), f"Option 'dropuot' is not accepted (in {version})")
+
+
+def test_unknown_command_line_option_is_refused(refused, experiment):
+    refused([*fit_args(experiment), "--trainer.max_epohcs=3"], "unrecognized arguments: --trainer.max_epohcs=3")
+
+
+def test_class_path_missing_from_its_module_is_refused(refused, experiment):
+    refused([*fit_args(experiment), "--model.class_path=model.NoSuchNet"],
+            "class_path 'model.NoSuchNet': module 'model' has no attribute 'NoSuchNet'")
+
+
+def test_class_path_of_a_module_that_does_not_exist_is_refused(refused, experiment):
+    version = experiment / "version_0" / "version.yaml"
+    version.write_text(version.read_text() + "optimizer:\n  class_path: no_such_package.Adam\n")
+    refused(fit_args(experiment), "class_path 'no_such_package.Adam': No module named 'no_such_package'")
+
+
+def test_value_of_the_wrong_type_is_refused(refused, experiment):
+    refused([*fit_args(experiment), "--trainer.max_epochs=ten"],
+            'Parser key "trainer.max_epochs": Expected a <class \'int\'> (given value: ten)')
+
+
+def test_missing_config_file_is_refused(refused, experiment):
+    refused(["fit", "-c", str(experiment / "no_such.yaml")], "File does not exist")
+
+
+def test_unknown_subcommand_is_refused(refused):
+    refused(["train"], "invalid choice: 'train'")
+
+
+@pytest.mark.skipif(DATASET != "imagefolder", reason="imagefolder projects only")
+def test_imagefolder_pointed_at_a_missing_folder_is_refused(refused, experiment, tmp_path):
+    missing = tmp_path / "no_images"
+    refused(fit_args(experiment), f"image folder {missing / 'train'} does not exist",
+            status=DATA_ERROR, overrides=[f"--data.init_args.data_dir={missing}"])
+
+
+@pytest.mark.skipif(DATASET != "imagefolder", reason="imagefolder projects only")
+def test_imagefolder_pointed_at_an_empty_folder_is_refused(refused, experiment, tmp_path):
+    empty = tmp_path / "images"
+    (empty / "train").mkdir(parents=True)
+    refused(fit_args(experiment), f"image folder {empty / 'train'} has no class sub-folders",
+            status=DATA_ERROR, overrides=[f"--data.init_args.data_dir={empty}"])
