@@ -1,0 +1,84 @@
+"""Each config/debug preset stacks onto the first experiment, keeps share.yaml's callbacks and has its effect."""
+import json
+
+import pytest
+import yaml
+from conftest import PROJECT_ROOT
+from pytorch_lightning.callbacks import BatchSizeFinder, DeviceStatsMonitor, ModelSummary
+
+import main as main_module
+from main import main
+from runtime.debug import GradientNormMonitor
+
+EXPERIMENT = "{{ cookiecutter.experiment_name }}"
+LOGGER = "{{ cookiecutter.logger }}"
+SHARE = PROJECT_ROOT / "config" / EXPERIMENT / "share.yaml"
+CONFIGS = ["-c", str(SHARE), "-c", str(PROJECT_ROOT / "config" / EXPERIMENT / "version_0" / "version.yaml")]
+PRESETS = sorted(path.stem for path in (PROJECT_ROOT / "config" / "debug").glob("*.yaml"))
+SHARE_CALLBACKS = [c["class_path"].rsplit(".", 1)[-1] for c in yaml.safe_load(SHARE.read_text())["trainer"]["callbacks"]]
+
+
+def preset(name):
+    return ["-c", str(PROJECT_ROOT / "config" / "debug" / f"{name}.yaml")]
+
+
+def test_presets_append_callbacks_instead_of_replacing_share_yaml_s(capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["fit", *CONFIGS, *preset("model_summary"), *preset("grad_norm"), "--print_config"])
+    assert exit.value.code == 0
+    callbacks = [c["class_path"].rsplit(".", 1)[-1] for c in yaml.safe_load(capsys.readouterr().out)["trainer"]["callbacks"]]
+    assert callbacks == [*SHARE_CALLBACKS, "ModelSummary", "GradientNormMonitor"]
+    assert "ModelCheckpoint" in callbacks
+
+
+def _train_batches(run):
+    return len(run["datamodule"].train_dataloader())
+
+
+# What each preset must visibly do to the run (the captured trainer, datamodule, metrics and run folder).
+EFFECTS = {
+    "fast_dev_run": lambda run: run["trainer"].global_step == min(5, _train_batches(run)),
+    "overfit_batches": lambda run: run["trainer"].overfit_batches == 10
+    and run["trainer"].global_step == min(10, _train_batches(run)),
+    "limit_batches": lambda run: run["trainer"].global_step == min(10, _train_batches(run)),
+    "num_sanity_val_steps": lambda run: run["trainer"].num_sanity_val_steps == 10,
+    "profiler_simple": lambda run: (run["dir"] / "fit-profile_simple.txt").stat().st_size > 0,
+    "profiler_advanced": lambda run: (run["dir"] / "fit-profile_advanced.txt").stat().st_size > 0,
+    "profiler_pytorch": lambda run: (run["dir"] / "fit-profile_pytorch.txt").stat().st_size > 0,
+    "device_stats": lambda run: any(isinstance(c, DeviceStatsMonitor) for c in run["trainer"].callbacks),
+    "model_summary": lambda run: any(isinstance(c, ModelSummary) and c._max_depth == -1 for c in run["trainer"].callbacks),
+    "grad_norm": lambda run: run["trainer"].gradient_clip_val == 1.0
+    and any(isinstance(c, GradientNormMonitor) for c in run["trainer"].callbacks)
+    and "grad_2.0_norm_total" in run["fit_metrics"],
+    "detect_anomaly": lambda run: run["trainer"]._detect_anomaly,
+    "lr_find": lambda run: len(json.loads((run["dir"] / "lr_find.json").read_text())["lr"]) > 0,
+    "batch_size_find": lambda run: any(isinstance(c, BatchSizeFinder) and c.optimal_batch_size
+                                       for c in run["trainer"].callbacks),
+}
+# Arguments after the preset, so that a preset meant for long runs stays short here.
+SHORTER = {"overfit_batches": ["--trainer.max_epochs=1"]}
+
+
+def test_every_preset_has_an_effect_check():
+    assert sorted(EFFECTS) == PRESETS
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", PRESETS)
+def test_preset_stacks_onto_the_first_experiment_and_runs(name, tmp_path, fast_args, monkeypatch, capsys):
+    run = {"dir": tmp_path / "res" / EXPERIMENT / "version_0"}
+    after_fit = main_module.ResearchCLI.after_fit
+
+    def capture(cli):
+        run.update(trainer=cli.trainer, datamodule=cli.datamodule, fit_metrics=dict(cli.trainer.callback_metrics))
+        after_fit(cli)
+
+    monkeypatch.setattr(main_module.ResearchCLI, "after_fit", capture)
+    status = main(["fit", *CONFIGS, *fast_args, "--model.init_args.backbone=mlp", *preset(name), *SHORTER.get(name, [])])
+    if name == "device_stats" and LOGGER == "none":
+        assert status == 1 and "ERROR: callback DeviceStatsMonitor logs through the logger" in capsys.readouterr().err
+        return
+    assert status == 0
+    kept = {type(c).__name__ for c in run["trainer"].callbacks}
+    assert set(SHARE_CALLBACKS) <= kept, f"{name} dropped share.yaml callbacks"
+    assert EFFECTS[name](run), f"{name} had no visible effect"

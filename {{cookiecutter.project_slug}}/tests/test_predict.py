@@ -1,0 +1,68 @@
+"""``main.py predict --ckpt_path best|last`` writes one row per input to the version's predictions.csv."""
+import csv
+
+import pytest
+from conftest import PROJECT_ROOT
+
+import data
+from main import main
+
+EXPERIMENT = "{{ cookiecutter.experiment_name }}"
+CONFIGS = ["-c", str(PROJECT_ROOT / "config" / EXPERIMENT / "share.yaml"),
+           "-c", str(PROJECT_ROOT / "config" / EXPERIMENT / "version_0" / "version.yaml")]
+
+
+@pytest.fixture
+def trained(tmp_path, fast_args):
+    """A version trained for a few steps; returns its run folder."""
+    assert main(["fit", *CONFIGS, *fast_args, "--run.test_after_fit=false"]) == 0
+    return tmp_path / "res" / EXPERIMENT / "version_0"
+
+
+def read_rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def count_test_samples(data_dir) -> int:
+    dm = getattr(data, "{{ cookiecutter.__dataset_class }}")(**({} if data_dir is None else {"data_dir": str(data_dir)}))
+    dm.prepare_data()
+    dm.setup("test")
+    return len(dm.test_set)
+
+
+@pytest.mark.parametrize("ckpt_path", ["best", "last"])
+def test_predict_writes_one_row_per_test_sample(trained, fast_args, data_dir, ckpt_path):
+    assert main(["predict", *CONFIGS, *fast_args, "--ckpt_path", ckpt_path]) == 0
+    rows = read_rows(trained / "predictions.csv")
+    assert len(rows) == count_test_samples(data_dir)
+    assert [row["sample_id"] for row in rows] == [str(i) for i in range(len(rows))]
+    probabilities = [float(v) for k, v in rows[0].items() if k.startswith("prob_")]
+    assert abs(sum(probabilities) - 1.0) < 1e-4
+    assert rows[0]["predicted"] == max((k for k in rows[0] if k.startswith("prob_")), key=lambda k: float(rows[0][k]))[5:]
+    assert not list(trained.glob(".predictions.*"))  # the per-rank parts are merged away
+
+
+def test_predict_dir_images_are_predicted_with_their_paths_as_ids(trained, fast_args, tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "new_images"
+    (folder / "batch2").mkdir(parents=True)
+    Image.new("RGB", (40, 30), "white").save(folder / "a.png")
+    Image.new("L", (12, 12), 128).save(folder / "b.jpg")
+    Image.new("RGB", (8, 8), "black").save(folder / "batch2" / "c.png")
+    (folder / "notes.txt").write_text("not an image")
+
+    assert main(["predict", *CONFIGS, *fast_args, "--ckpt_path", "last", f"--data.init_args.predict_dir={folder}"]) == 0
+    rows = read_rows(trained / "predictions.csv")
+    assert [row["sample_id"] for row in rows] == ["a.png", "b.jpg", "batch2/c.png"]
+
+
+def test_predict_without_a_checkpoint_is_one_clear_error(trained, fast_args, capsys):
+    assert main(["predict", *CONFIGS, *fast_args]) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("ERROR: predict needs --ckpt_path")
+
+
+def test_best_of_an_untrained_version_is_one_clear_error(fast_args, capsys):
+    assert main(["predict", *CONFIGS, *fast_args, "--ckpt_path", "best"]) == 1
+    assert "records no best checkpoint; train this version first" in capsys.readouterr().err
