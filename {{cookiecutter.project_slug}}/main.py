@@ -10,19 +10,23 @@ Results of a run go to ``<run.res_dir>/<run.experiment>/<run.version>/``.
 """
 import sys
 from argparse import ArgumentError
-import time
+from pathlib import Path
 
 from pytorch_lightning import LightningDataModule, LightningModule
 from pytorch_lightning.cli import LightningCLI
+from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from data import DatasetNotFoundError
 from runtime.checkpoints import resolve_checkpoint
 from runtime.checks import ConfigError, check_callbacks, check_hardware
 from runtime.errors import cause_of_type, one_line, parse_error_message
 from runtime.gpus import select_gpus
+from runtime.manifest import RunManifest, claim_run_folder, command_line
 from runtime.outputs import RunPaths, route_outputs
 from runtime.predictions import PredictionCSVWriter
-from runtime.records import SaveRunConfig, fit_summary, record
+from runtime.records import HistoryCSV, SaveRunConfig, fit_summary, record
+
+PROJECT_ROOT = Path(__file__).resolve().parent
 
 
 class ResearchCLI(LightningCLI):
@@ -34,8 +38,14 @@ class ResearchCLI(LightningCLI):
         parser.add_argument("--run.res_dir", type=str, default="res", help="results root, relative to the project")
         parser.add_argument("--run.test_after_fit", type=bool, default=True,
                             help="after fit, test the best checkpoint and record it in metrics.json")
+        parser.add_argument("--run.overwrite", type=bool, default=False,
+                            help="fit: replace the results already in the run folder (without it, fit refuses)")
         parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
         parser.link_arguments("data.input_shape", "model.init_args.input_shape", apply_on="instantiate")
+
+    def parse_arguments(self, parser, args) -> None:
+        self.command_line = command_line(PROJECT_ROOT / "main.py", args)
+        super().parse_arguments(parser, args)
 
     @property
     def run_config(self):
@@ -57,16 +67,29 @@ class ResearchCLI(LightningCLI):
             config.return_predictions = False  # they go to predictions.csv; do not also hold them all in memory
 
     def before_fit(self) -> None:
-        self._fit_started = time.time()
+        """Guard the run folder, start manifest.json, and record history.csv whatever the logger."""
+        config = self.config[self.subcommand]
+        writes_results = rank_zero_only.rank == 0
+        if writes_results:
+            claim_run_folder(self.paths, resuming=config.ckpt_path is not None, overwrite=self.run_config.overwrite)
+        self.manifest = RunManifest(self.paths, self.command_line, config.as_dict(), config.seed_everything,
+                                    PROJECT_ROOT, resumed_from=config.ckpt_path, enabled=writes_results)
+        self.trainer.callbacks.append(HistoryCSV(self.paths.history_file))
+
+    def fit(self, **kwargs) -> None:
+        with self.manifest.watching():
+            self.trainer.fit(**kwargs)
 
     def after_fit(self) -> None:
-        summary = fit_summary(self.trainer, self._fit_started)
-        if self.trainer.is_global_zero:
-            record(self.paths, "fit", summary)
-        if self.run_config.test_after_fit and not self.trainer.interrupted:
-            ckpt_path = "best" if summary["best_model_path"] else None
-            self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path)
-            self.after_test()
+        with self.manifest.watching():
+            summary = fit_summary(self.trainer, self.manifest.started)
+            if self.trainer.is_global_zero:
+                record(self.paths, "fit", summary)
+            if self.run_config.test_after_fit and not self.trainer.interrupted:
+                ckpt_path = "best" if summary["best_model_path"] else None
+                self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path)
+                self.after_test()
+        self.manifest.finish("interrupted" if self.trainer.interrupted else "finished")
 
     def before_predict(self) -> None:
         self.trainer.callbacks.append(PredictionCSVWriter(self.paths.predictions_file))

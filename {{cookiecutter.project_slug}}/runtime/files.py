@@ -1,4 +1,5 @@
 """Atomic file writes: a crash never leaves a half-written results file behind."""
+import csv
 import json
 import os
 import tempfile
@@ -28,3 +29,12 @@ def write_json_atomic(path, data) -> None:
 def read_json(path, default=None):
     path = Path(path)
     return json.loads(path.read_text()) if path.is_file() else default
+
+
+def read_csv(path) -> list:
+    """The rows of a CSV file as dicts of strings; empty when the file does not exist."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))

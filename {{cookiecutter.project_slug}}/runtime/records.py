@@ -1,9 +1,13 @@
-"""What a run leaves behind besides logs and checkpoints: config.yaml and metrics.json."""
+"""What a run leaves behind besides logs and checkpoints: config.yaml, metrics.json and history.csv."""
+import csv
+import io
 import time
+from pathlib import Path
 
+from pytorch_lightning import Callback
 from pytorch_lightning.cli import SaveConfigCallback
 
-from .files import read_json, write_json_atomic
+from .files import read_csv, read_json, write_json_atomic, write_text_atomic
 from .outputs import RunPaths
 
 
@@ -50,3 +54,40 @@ def record(paths: RunPaths, section: str, values: dict) -> dict:
     metrics.update({"experiment": paths.experiment, "version": paths.version, section: values})
     write_json_atomic(paths.metrics_file, metrics)
     return metrics
+
+
+class HistoryCSV(Callback):
+    """history.csv: one row per validation (epoch, step, val/* and train/* epoch metrics), whatever the logger.
+
+    The file is rewritten atomically after each row. Rows at or after the step a resumed fit
+    restarts from are replaced, so a resumed run continues its history instead of repeating it.
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self._row = None
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if not trainer.sanity_checking and trainer.is_global_zero:
+            self._row = {"epoch": trainer.current_epoch, "step": trainer.global_step,
+                         **_scalars(trainer.callback_metrics, "val/")}
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self._write(trainer)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._write(trainer)  # a validation after the last whole epoch (max_steps, mid-epoch checks)
+
+    def _write(self, trainer) -> None:
+        if self._row is None:
+            return
+        train = {k: v for k, v in _scalars(trainer.callback_metrics, "train/").items() if not k.endswith("_step")}
+        row, self._row = {**self._row, **train}, None
+        rows = [old for old in read_csv(self.path) if int(old["step"]) < row["step"]] + [row]
+        columns = ["epoch", "step", *sorted({key for r in rows for key in r} - {"epoch", "step"})]
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        write_text_atomic(self.path, text.getvalue())
+

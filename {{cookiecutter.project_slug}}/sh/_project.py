@@ -3,6 +3,7 @@
 Standard library only, so the scripts (and the cookiecutter hook that calls
 structure.py) run before the project's dependencies are installed.
 """
+import argparse
 import re
 import sys
 from pathlib import Path
@@ -16,10 +17,25 @@ class UsageError(Exception):
     """A problem with what the user asked for; printed as one ``ERROR:`` line."""
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports a bad command line as a UsageError (one ``ERROR:`` line, exit 2), not a usage page."""
+
+    def error(self, message):
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
 def project_path(path):
     """Resolve ``path`` against the project root unless it is absolute."""
     path = Path(path).expanduser()
     return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+def shown(path):
+    """A path as the user reads it: relative to the project when inside it."""
+    try:
+        return str(Path(path).relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(path)
 
 
 def check_experiment_name(name):

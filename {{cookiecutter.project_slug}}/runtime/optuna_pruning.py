@@ -1,0 +1,69 @@
+"""Optuna pruning inside the training process: report the metric each epoch, stop a trial the pruner drops.
+
+sh/optuna_search.py appends this callback to each trial's version.yaml (``trainer: callbacks+:``),
+naming the storage, the study and the trial number; the callback loads that trial from storage,
+so the version trains the same way whether the search or sh/run.py starts it. It follows
+optuna_integration's PyTorchLightningPruningCallback, but stops a pruned trial with
+``trainer.should_stop`` (the run ends normally and keeps its results) and records
+``pruned_at_epoch`` on the trial for the search. A trial that already finished (a re-run)
+trains without reporting.
+"""
+import warnings
+from typing import Optional
+
+import optuna
+from pytorch_lightning import Callback
+from pytorch_lightning.utilities.rank_zero import rank_zero_info
+
+
+class OptunaPruning(Callback):
+    """Report ``monitor`` to optuna trial ``trial_number`` of ``study_name`` after each validation epoch."""
+
+    def __init__(self, storage: str, study_name: str, trial_number: int, monitor: str = "val/acc"):
+        """
+        Args:
+            storage: the study's storage URL (sh/optuna_search.py writes an absolute one).
+            study_name: the study.
+            trial_number: this version's trial in the study.
+            monitor: the metric reported after each validation epoch.
+        """
+        super().__init__()
+        self.storage, self.study_name, self.trial_number, self.monitor = storage, study_name, trial_number, monitor
+        self._trial: Optional[optuna.trial.Trial] = None
+
+    def _load_trial(self) -> Optional[optuna.trial.Trial]:
+        storage = optuna.storages.get_storage(self.storage)
+        try:
+            study = optuna.load_study(study_name=self.study_name, storage=storage)
+            study_id = storage.get_study_id_from_name(self.study_name)
+            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, self.trial_number)
+        except KeyError as error:
+            warnings.warn(f"optuna: {error}; training without pruning")
+            return None
+        if storage.get_trial(trial_id).state.is_finished():
+            rank_zero_info(f"optuna: trial {self.trial_number} of {self.study_name} is finished; training without reporting")
+            return None
+        return optuna.trial.Trial(study, trial_id)
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        if trainer.is_global_zero:
+            self._trial = self._load_trial()
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking:
+            return
+        prune = False
+        if self._trial is not None:
+            score = trainer.callback_metrics.get(self.monitor)
+            if score is None:
+                warnings.warn(f"optuna: metric {self.monitor!r} was not logged; nothing reported for pruning")
+            else:
+                epoch = trainer.current_epoch
+                self._trial.report(float(score), step=epoch)
+                prune = self._trial.should_prune()
+                if prune:
+                    self._trial.set_user_attr("pruned_at_epoch", epoch)
+                    rank_zero_info(f"optuna: trial {self.trial_number} pruned at epoch {epoch}")
+        if trainer.world_size > 1:
+            prune = trainer.strategy.broadcast(prune)
+        trainer.should_stop = trainer.should_stop or prune

@@ -1,0 +1,236 @@
+"""Write experiment versions for a hyperparameter search: a grid, or random samples, from a YAML spec.
+
+    python sh/hparams.py -e lr_bs -s config/search/grid.yaml             # every combination (x seeds)
+    python sh/hparams.py -e lr_rand -s config/search/random.yaml         # `samples: N` random points
+    python sh/hparams.py -e lr_bs -s config/search/grid.yaml --dry-run   # print them, write nothing
+    python sh/run.py -e lr_bs --all_ver --jobs 2
+
+A spec maps dotted config keys to the values to try:
+
+    optimizer.init_args.lr: [1.0e-3, 1.0e-2]       # a list: each value (grid), or one of them (random)
+    model.init_args.dropout: {uniform: [0.0, 0.5]}  # random search only: uniform, log_uniform, int
+    seeds: [0, 1]                                   # optional: each point once per seed (seed_everything)
+    samples: 6                                      # optional: 6 random points instead of the grid
+    sample_seed: 0                                  # optional: the same random points every time
+
+Each point becomes a new version_k (sh/structure.py's add_version) whose version.yaml holds only
+its overrides, and whose detail_desc.txt lists them. The experiment is created from
+config/template.yaml when it does not exist; existing versions are never changed.
+"""
+import argparse
+import itertools
+import math
+import random
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _project import UsageError, check_experiment_name, exit_on_usage_error, project_path, shown  # noqa: E402
+from structure import add_version, ensure_experiment  # noqa: E402
+
+RESERVED = {"seeds", "samples", "sample_seed"}
+SEED_KEY = "seed_everything"
+DOTTED_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+DISTRIBUTIONS = ("choice", "uniform", "log_uniform", "int")
+
+
+class SpecLoader(yaml.SafeLoader):
+    """YAML that reads 1e-3 as a number (plain PyYAML reads it as a string)."""
+
+
+SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\d[\d_]*\.\d*(?:[eE][-+]?\d+)?|\d[\d_]*[eE][-+]?\d+|\.\d+(?:[eE][-+]?\d+)?)$"),
+    list("-+0123456789."),
+)
+
+
+@dataclass(frozen=True)
+class Param:
+    """The values one config key may take: a list (``choice``) or a range (uniform, log_uniform, int)."""
+
+    key: str
+    kind: str
+    values: tuple = ()
+    low: float = 0.0
+    high: float = 0.0
+
+    def sample(self, rng: random.Random):
+        if self.kind == "choice":
+            return rng.choice(self.values)
+        if self.kind == "int":
+            return rng.randint(int(self.low), int(self.high))
+        if self.kind == "log_uniform":
+            return math.exp(rng.uniform(math.log(self.low), math.log(self.high)))
+        return rng.uniform(self.low, self.high)
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    source: Path
+    params: tuple  # of Param
+    seeds: tuple = (None,)
+    samples: int = 0  # 0: the grid
+    sample_seed: object = None
+    settings: tuple = ()  # (key, value) pairs of the extra keys a caller asked load_spec to accept
+
+    def points(self) -> list:
+        """Every version to write: dicts of dotted key -> value (seed_everything last when seeds are given)."""
+        ranges = [p.key for p in self.params if p.kind != "choice"]
+        if ranges and not self.samples:
+            raise UsageError(f"search spec {self.source}: {', '.join(ranges)} is a range, which a grid cannot "
+                             "enumerate: give a list of values, or `samples: N` for random search")
+        if self.samples:
+            rng = random.Random(self.sample_seed)
+            bases = [{p.key: p.sample(rng) for p in self.params} for _ in range(self.samples)]
+        else:
+            bases = [dict(zip([p.key for p in self.params], combo))
+                     for combo in itertools.product(*(p.values for p in self.params))]
+        return [{**base, **({SEED_KEY: seed} if seed is not None else {})} for base in bases for seed in self.seeds]
+
+
+def _param(key, value, source) -> Param:
+    if not isinstance(key, str) or not DOTTED_KEY.match(key):
+        raise UsageError(f"{source}: {key!r} is not a dotted config key such as optimizer.init_args.lr")
+    if key == "run" or key.startswith("run."):
+        raise UsageError(f"{source}: {key} is the version's identity, not a hyperparameter")
+    if isinstance(value, list):
+        value = {"choice": value}
+    if not isinstance(value, dict) or len(value) != 1 or next(iter(value)) not in DISTRIBUTIONS:
+        raise UsageError(f"{source}: {key} must be a list of values, or a mapping with one key out of "
+                         f"{', '.join(DISTRIBUTIONS)} (e.g. uniform: [0.0, 0.5]), got {value!r}")
+    kind, arguments = next(iter(value.items()))
+    if kind == "choice":
+        if not isinstance(arguments, list) or not arguments:
+            raise UsageError(f"{source}: {key} needs at least one value")
+        return Param(key, kind, tuple(arguments))
+    numbers = isinstance(arguments, list) and len(arguments) == 2 and all(
+        isinstance(x, (int, float)) and not isinstance(x, bool) for x in arguments)
+    if not numbers or not arguments[0] < arguments[1] or (kind == "log_uniform" and arguments[0] <= 0):
+        raise UsageError(f"{source}: {key}: {kind} needs [low, high] with low < high"
+                         + (" and low > 0" if kind == "log_uniform" else "") + f", got {arguments!r}")
+    if kind == "int" and not all(isinstance(x, int) for x in arguments):
+        raise UsageError(f"{source}: {key}: int needs whole-number bounds, got {arguments!r}")
+    return Param(key, kind, low=arguments[0], high=arguments[1])
+
+
+def load_spec(path, sections=None, settings=()) -> SearchSpec:
+    """Read and check a search spec.
+
+    ``sections``: the top-level config keys a hyperparameter may start with; ``settings``: extra
+    keys that are not hyperparameters (sh/optuna_search.py's metric, direction, pruner).
+    """
+    path = project_path(path)
+    try:
+        data = yaml.load(path.read_text(), Loader=SpecLoader)
+    except OSError as error:
+        raise UsageError(f"search spec {path}: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise UsageError(f"search spec {path} is not valid YAML: {' '.join(str(error).split())}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"search spec {path} must map config keys to values, e.g. optimizer.init_args.lr: [0.001, 0.01]")
+    params = tuple(_param(key, value, path) for key, value in data.items() if key not in RESERVED | set(settings))
+    if not params:
+        raise UsageError(f"search spec {path} names no hyperparameter")
+    keys = [p.key for p in params]
+    for a, b in itertools.permutations(keys, 2):
+        if b.startswith(a + "."):
+            raise UsageError(f"search spec {path}: {a} and {b} overlap (one is inside the other)")
+    if sections is not None:
+        for key in keys:
+            if key.split(".")[0] not in sections:
+                raise UsageError(f"search spec {path}: {key} starts with no section of the config "
+                                 f"(sections: {', '.join(sorted(sections))})")
+    seeds = data.get("seeds")
+    if seeds is not None:
+        if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+            raise UsageError(f"search spec {path}: seeds must be a list of integers, got {seeds!r}")
+        if SEED_KEY in keys:
+            raise UsageError(f"search spec {path}: give either seeds or {SEED_KEY}, not both")
+    samples = data.get("samples", 0)
+    if not isinstance(samples, int) or isinstance(samples, bool) or samples < 0:
+        raise UsageError(f"search spec {path}: samples must be a positive integer, got {samples!r}")
+    sample_seed = data.get("sample_seed")
+    if sample_seed is not None and (not isinstance(sample_seed, int) or isinstance(sample_seed, bool)):
+        raise UsageError(f"search spec {path}: sample_seed must be an integer, got {sample_seed!r}")
+    return SearchSpec(path, params, tuple(seeds) if seeds else (None,), samples, sample_seed,
+                      tuple((key, data[key]) for key in settings if key in data))
+
+
+def nested(point: dict) -> dict:
+    """Dotted keys to nested mappings: a.b.c: 1 becomes a: (b: (c: 1))."""
+    tree = {}
+    for key, value in point.items():
+        *parents, leaf = key.split(".")
+        node = tree
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return tree
+
+
+def overrides_yaml(point: dict) -> str:
+    """The YAML a version.yaml holds for ``point`` (nested keys, in the spec's order)."""
+    return yaml.safe_dump(nested(point), sort_keys=False, default_flow_style=False)
+
+
+def describe(point: dict) -> str:
+    return ", ".join(f"{key}={value}" for key, value in point.items())
+
+
+def config_sections(experiment_dir: Path, template: Path) -> set:
+    """Top-level keys of the experiment's share.yaml (or of the template it will be copied from)."""
+    source = experiment_dir / "share.yaml"
+    source = source if source.is_file() else template
+    try:
+        data = yaml.safe_load(source.read_text())
+    except yaml.YAMLError as error:
+        raise UsageError(f"{source} is not valid YAML: {' '.join(str(error).split())}") from None
+    return set(data) if isinstance(data, dict) else set()
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-e", "--ex_name", required=True, help="experiment to add the versions to (created if new)")
+    parser.add_argument("-s", "--spec", required=True, help="search spec (YAML), e.g. config/search/grid.yaml")
+    parser.add_argument("-c", "--config", default="config", help="config folder (default: ./config)")
+    parser.add_argument("-t", "--template", default="config/template.yaml", help="share.yaml of a new experiment")
+    parser.add_argument("-d", "--desc", default="", help="desc.txt of a new experiment")
+    parser.add_argument("--dry-run", action="store_true", help="print the versions, write nothing")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    experiment_dir = project_path(args.config) / check_experiment_name(args.ex_name)
+    template = project_path(args.template)
+    if not template.is_file():
+        raise UsageError(f"template {template} does not exist")
+    spec = load_spec(args.spec, config_sections(experiment_dir, template))
+    points = spec.points()
+    mode = f"random search, {spec.samples} samples" if spec.samples else "grid"
+    if args.dry_run:
+        for point in points:
+            print(describe(point))
+        print(f"{len(points)} versions ({mode}); nothing written (--dry-run)")
+        return 0
+    experiment_dir, _ = ensure_experiment(args.ex_name, args.config, template, args.desc)
+    numbers = []
+    for i, point in enumerate(points, 1):
+        detail = f"hparams.py {mode}, point {i} of {len(points)} ({args.spec}):\n{describe(point)}"
+        version_dir = add_version(experiment_dir, overrides_yaml(point), detail)
+        numbers.append(int(version_dir.name.split("_")[1]))
+        print(f"created {shown(version_dir)}: {describe(point)}", flush=True)
+    contiguous = numbers == list(range(numbers[0], numbers[-1] + 1))
+    which = f"-b {numbers[0]} -t {numbers[-1] + 1}" if contiguous else "-n " + " ".join(map(str, numbers))
+    print(f"{len(points)} versions ({mode}); run them: python sh/run.py -e {args.ex_name} {which}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(exit_on_usage_error(main))

@@ -1,0 +1,175 @@
+"""Optuna search where every trial is an experiment version, trained the way sh/run.py trains it.
+
+    python sh/optuna_search.py -e optuna_lr -s config/search/optuna.yaml --trials 20
+    python sh/optuna_search.py -e optuna_lr -s config/search/optuna.yaml --trials 20   # in a 2nd terminal: a 2nd worker
+    python sh/optuna_search.py -e optuna_lr --storage postgresql://host/db --trials 20  # workers on several machines
+    python sh/report.py -e optuna_lr
+
+The study (named after the experiment unless --study) lives in res/<exp>/optuna.db unless
+--storage names another database; workers started with the same study and storage share it.
+Each trial samples the spec's search space, becomes a new version_k whose version.yaml holds
+the sampled values and the pruning callback (runtime/optuna_pruning.py), and runs through
+sh/run.py's runner (lock, run.log, manifest). Its value is the best ``metric`` in history.csv.
+"""
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _project import UsageError, check_experiment_name, exit_on_usage_error, project_path, shown  # noqa: E402
+from hparams import config_sections, describe, load_spec, overrides_yaml  # noqa: E402
+from run import experiment_results_dir, resolve_version, run_versions, split_main_args  # noqa: E402
+from structure import add_version, ensure_experiment  # noqa: E402
+
+from runtime.files import read_csv  # noqa: E402  (sh/run.py put the project root on sys.path)
+
+SETTINGS = ("metric", "direction", "pruner")
+PRUNING_CALLBACK = "runtime.optuna_pruning.OptunaPruning"
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-e", "--ex_name", required=True, help="experiment the trials become versions of (created if new)")
+    parser.add_argument("-s", "--spec", default="config/search/optuna.yaml", help="search space and objective (YAML)")
+    parser.add_argument("--trials", type=int, default=10, help="trials this worker runs (default 10)")
+    parser.add_argument("--storage", help="study database URL (default: sqlite under res/<exp>/optuna.db)")
+    parser.add_argument("--study", help="study name (default: the experiment name)")
+    parser.add_argument("-c", "--config", default="config", help="config folder (default: ./config)")
+    parser.add_argument("-t", "--template", default="config/template.yaml", help="share.yaml of a new experiment")
+    parser.add_argument("-d", "--desc", default="", help="desc.txt of a new experiment")
+    parser.add_argument("-o", "--other_para", default="", help='extra main.py arguments, e.g. "--trainer.max_epochs=5"')
+    return parser.parse_args(argv)
+
+
+def distribution(param) -> optuna.distributions.BaseDistribution:
+    """The optuna distribution of one hparams.py Param."""
+    if param.kind == "choice":
+        if not all(value is None or isinstance(value, (bool, int, float, str)) for value in param.values):
+            raise UsageError(f"{param.key}: optuna chooses among numbers, strings, booleans or null only")
+        return optuna.distributions.CategoricalDistribution(param.values)
+    if param.kind == "int":
+        return optuna.distributions.IntDistribution(int(param.low), int(param.high))
+    return optuna.distributions.FloatDistribution(param.low, param.high, log=param.kind == "log_uniform")
+
+
+def make_pruner(setting) -> optuna.pruners.BasePruner:
+    """``median``, ``none``, or a mapping ``median:`` -> optuna MedianPruner arguments."""
+    name, options = (next(iter(setting.items())) if isinstance(setting, dict) and len(setting) == 1
+                     else (setting, {}))
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    if name == "median" and isinstance(options, dict):
+        try:
+            return optuna.pruners.MedianPruner(**options)
+        except TypeError as error:
+            raise UsageError(f"pruner median: {error}") from None
+    raise UsageError(f"pruner must be median, none, or median: with MedianPruner arguments, got {setting!r}")
+
+
+def storage_url(url, experiment_dir: Path, main_args) -> str:
+    """An absolute database URL (version.yaml files name it): a relative SQLite path is relative to the project."""
+    sqlite = "sqlite:///"
+    if url is None:
+        database = experiment_results_dir(experiment_dir, main_args) / "optuna.db"
+        database.parent.mkdir(parents=True, exist_ok=True)
+        url = sqlite + str(database)
+    elif url.startswith(sqlite) and not url.startswith(sqlite + "/"):
+        url = sqlite + str(project_path(url[len(sqlite):]))
+    if url.startswith(sqlite) and "timeout=" not in url:
+        url += ("&" if "?" in url else "?") + "timeout=60"  # workers wait for each other's writes
+    return url
+
+
+def open_study(name, url, direction, pruner, attempts=5) -> optuna.Study:
+    """Create the study, or load it when another worker did; retried while workers race to create it."""
+    for attempt in range(attempts):
+        try:
+            return optuna.create_study(study_name=name, storage=url, direction=direction, pruner=pruner,
+                                       load_if_exists=True)
+        except Exception:  # tables or study created by another worker at the same moment
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5 + attempt)
+
+
+def objective_value(history_file: Path, metric: str, direction: str):
+    """The best ``metric`` over the run's history.csv rows, or None when it never appears."""
+    values = []
+    for row in read_csv(history_file):
+        try:
+            value = float(row.get(metric) or "nan")
+        except ValueError:
+            continue
+        if not math.isnan(value):
+            values.append(value)
+    if not values:
+        return None
+    return max(values) if direction == "maximize" else min(values)
+
+
+def trial_overrides(point: dict, url: str, study: str, number: int, metric: str) -> str:
+    init_args = dict(storage=url, study_name=study, trial_number=number, monitor=metric)
+    callback = {"class_path": PRUNING_CALLBACK, "init_args": init_args}
+    return overrides_yaml({**point, "trainer.callbacks+": [callback]})
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.trials < 1:
+        raise UsageError(f"--trials must be at least 1, got {args.trials}")
+    experiment_dir = project_path(args.config) / check_experiment_name(args.ex_name)
+    template = project_path(args.template)
+    if not template.is_file():
+        raise UsageError(f"template {template} does not exist")
+    spec = load_spec(args.spec, config_sections(experiment_dir, template), SETTINGS)
+    if spec.samples or spec.seeds != (None,):
+        raise UsageError(f"{spec.source}: samples and seeds are for sh/hparams.py; --trials sets how many trials run")
+    settings = dict(spec.settings)
+    metric, direction = str(settings.get("metric", "val/acc")), settings.get("direction", "maximize")
+    if direction not in ("maximize", "minimize"):
+        raise UsageError(f"{spec.source}: direction must be maximize or minimize, got {direction!r}")
+    distributions = {param.key: distribution(param) for param in spec.params}
+    pruner = make_pruner(settings.get("pruner", "median"))
+    main_args = split_main_args(args.other_para)
+
+    experiment_dir, _ = ensure_experiment(args.ex_name, args.config, template, args.desc)
+    url = storage_url(args.storage, experiment_dir, main_args)
+    study_name = args.study or args.ex_name
+    study = open_study(study_name, url, direction, pruner)
+    print(f"study {study_name} in {url}: {len(study.trials)} trials so far", flush=True)
+    for _ in range(args.trials):
+        trial = study.ask(distributions)
+        point = {key: trial.params[key] for key in distributions}
+        detail = f"optuna trial {trial.number} of study {study_name} ({url}):\n{describe(point)}"
+        version_dir = add_version(experiment_dir, trial_overrides(point, url, study_name, trial.number, metric), detail)
+        trial.set_user_attr("version", version_dir.name)
+        print(f"trial {trial.number} -> {shown(version_dir)}: {describe(point)}", flush=True)
+        version = resolve_version(experiment_dir, int(version_dir.name.split("_")[1]), main_args)
+        outcome = run_versions([version], None, main_args, say=lambda line: print(line, flush=True))[0]
+        if outcome.status == "interrupted":
+            study.tell(trial, state=TrialState.FAIL)
+            return 130
+        value = objective_value(version.paths.history_file, metric, direction)
+        if outcome.status != "finished" or value is None:
+            state = study.tell(trial, state=TrialState.FAIL).state
+        elif "pruned_at_epoch" in study.get_trials(deepcopy=False)[trial.number].user_attrs:
+            state = study.tell(trial, state=TrialState.PRUNED).state
+        else:
+            state = study.tell(trial, value).state
+        best = f", best {metric} {value:.4f}" if value is not None else ""
+        print(f"trial {trial.number}: {state.name.lower()}{best}", flush=True)
+    finished = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    if finished:
+        best = study.best_trial
+        print(f"best so far: trial {best.number} ({best.user_attrs.get('version')}), {metric} {best.value:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(exit_on_usage_error(main))
