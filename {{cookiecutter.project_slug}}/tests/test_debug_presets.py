@@ -4,7 +4,7 @@ import json
 import pytest
 import yaml
 from conftest import PROJECT_ROOT
-from pytorch_lightning.callbacks import BatchSizeFinder, DeviceStatsMonitor, ModelSummary
+from pytorch_lightning.callbacks import BatchSizeFinder, ModelSummary, device_stats_monitor
 
 import main as main_module
 from main import main
@@ -45,7 +45,7 @@ EFFECTS = {
     "profiler_simple": lambda run: (run["dir"] / "fit-profile_simple.txt").stat().st_size > 0,
     "profiler_advanced": lambda run: (run["dir"] / "fit-profile_advanced.txt").stat().st_size > 0,
     "profiler_pytorch": lambda run: (run["dir"] / "fit-profile_pytorch.txt").stat().st_size > 0,
-    "device_stats": lambda run: any(isinstance(c, DeviceStatsMonitor) for c in run["trainer"].callbacks),
+    "device_stats": lambda run: any("cpu_percent" in key or "memory" in key for key in run["device_stats"]),
     "model_summary": lambda run: any(isinstance(c, ModelSummary) and c._max_depth == -1 for c in run["trainer"].callbacks),
     "grad_norm": lambda run: run["trainer"].gradient_clip_val == 1.0
     and any(isinstance(c, GradientNormMonitor) for c in run["trainer"].callbacks)
@@ -55,8 +55,8 @@ EFFECTS = {
     "batch_size_find": lambda run: any(isinstance(c, BatchSizeFinder) and c.optimal_batch_size
                                        for c in run["trainer"].callbacks),
 }
-# Arguments after the preset, so that a preset meant for long runs stays short here.
-SHORTER = {"overfit_batches": ["--trainer.max_epochs=1"]}
+# Arguments after the preset: a preset meant for long runs stays short; device stats are logged every step.
+AFTER_PRESET = {"overfit_batches": ["--trainer.max_epochs=1"], "device_stats": ["--trainer.log_every_n_steps=1"]}
 
 
 def test_every_preset_has_an_effect_check():
@@ -66,15 +66,21 @@ def test_every_preset_has_an_effect_check():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", PRESETS)
 def test_preset_stacks_onto_the_first_experiment_and_runs(name, tmp_path, fast_args, monkeypatch, capsys):
-    run = {"dir": tmp_path / "res" / EXPERIMENT / "version_0"}
+    run = {"dir": tmp_path / "res" / EXPERIMENT / "version_0", "device_stats": []}
     after_fit = main_module.ResearchCLI.after_fit
+    prefix_keys = device_stats_monitor._prefix_metric_keys
+
+    def record_device_stats(stats, *args):
+        run["device_stats"].extend(stats)
+        return prefix_keys(stats, *args)
 
     def capture(cli):
         run.update(trainer=cli.trainer, datamodule=cli.datamodule, fit_metrics=dict(cli.trainer.callback_metrics))
         after_fit(cli)
 
     monkeypatch.setattr(main_module.ResearchCLI, "after_fit", capture)
-    status = main(["fit", *CONFIGS, *fast_args, "--model.init_args.backbone=mlp", *preset(name), *SHORTER.get(name, [])])
+    monkeypatch.setattr(device_stats_monitor, "_prefix_metric_keys", record_device_stats)
+    status = main(["fit", *CONFIGS, *fast_args, "--model.init_args.backbone=mlp", *preset(name), *AFTER_PRESET.get(name, [])])
     if name == "device_stats" and LOGGER == "none":
         assert status == 1 and "ERROR: callback DeviceStatsMonitor logs through the logger" in capsys.readouterr().err
         return
