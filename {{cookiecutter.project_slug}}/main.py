@@ -46,6 +46,10 @@ class ResearchCLI(LightningCLI):
     def parse_arguments(self, parser, args) -> None:
         self.command_line = command_line(PROJECT_ROOT / "main.py", args)
         super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        if subcommand in ("validate", "test", "predict"):  # before LightningCLI reads the checkpoint's hyperparameters
+            config = self.config[subcommand]
+            config.ckpt_path = resolve_checkpoint(config.ckpt_path, RunPaths.from_config(config.run), subcommand)
 
     @property
     def run_config(self):
@@ -61,8 +65,6 @@ class ResearchCLI(LightningCLI):
         check_callbacks(config.trainer)
         select_gpus(config.trainer)
         route_outputs(config.trainer, self.paths)
-        if self.subcommand in ("validate", "test", "predict"):
-            config.ckpt_path = resolve_checkpoint(config.ckpt_path, self.paths, self.subcommand)
         if self.subcommand == "predict" and config.return_predictions is None:
             config.return_predictions = False  # they go to predictions.csv; do not also hold them all in memory
 
