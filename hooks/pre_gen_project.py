@@ -17,18 +17,21 @@ ANSWERS = {
     "precision": {{ cookiecutter.precision | tojson }},
 }
 
+# A Python identifier that is also a valid package name (PEP 508): ASCII, starts with a letter, ends alphanumeric.
+PROJECT_SLUG = re.compile(r"^[A-Za-z]([A-Za-z0-9_]*[A-Za-z0-9])?$")
 # The same rule as sh/structure.py's EXPERIMENT_NAME (the hook cannot import the template).
 EXPERIMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-DEVICES = re.compile(r"^(auto|-1|[1-9][0-9]*|[0-9]+(,[0-9]+)*,?)$")
+# 'auto', -1 (all), a positive count, or GPU ids: '0,1' or a single id with a comma, '3,'.
+DEVICES = re.compile(r"^(auto|-1|[1-9][0-9]*|[0-9]+(,[0-9]+)+,?|[0-9]+,)$")
 
 
 def problems(answers):
     """Yield one message per bad answer."""
     slug = answers["project_slug"]
-    if not slug.isidentifier() or keyword.iskeyword(slug):
+    if not PROJECT_SLUG.match(slug) or keyword.iskeyword(slug):
         yield (
-            f"project_slug {slug!r} is not a valid Python identifier "
-            "(use letters, digits and underscores, not starting with a digit)"
+            f"project_slug {slug!r} is not a valid package name (ASCII letters, digits and underscores, "
+            "starting with a letter, not ending with '_', not a Python keyword)"
         )
     name = answers["experiment_name"]
     if not EXPERIMENT_NAME.match(name) or ".." in name:
@@ -40,13 +43,19 @@ def problems(answers):
     if not n_versions.isdigit() or int(n_versions) < 1:
         yield f"n_versions {answers['n_versions']!r} must be a positive integer"
     devices = answers["devices"].strip().replace(" ", "")
+    gpu_ids = [part for part in devices.split(",") if part] if "," in devices else []
     if not DEVICES.match(devices):
         yield (
             f"devices {answers['devices']!r} must be 'auto', a positive count, -1 (all), "
-            "or a comma-separated list of GPU ids such as '0,1'"
+            "or GPU ids such as '0,1' (one GPU: '0,')"
         )
-    elif answers["strategy"] == "ddp" and devices == "1":
-        yield "strategy 'ddp' with devices=1 runs a single process: choose devices > 1, -1, or strategy 'auto'"
+    elif len(set(map(int, gpu_ids))) != len(gpu_ids):
+        yield f"devices {answers['devices']!r} names a GPU twice: list each GPU id once"
+    elif answers["strategy"] == "ddp" and (devices == "1" or len(gpu_ids) == 1):
+        yield (
+            f"strategy 'ddp' with devices={answers['devices']} runs a single process: "
+            "choose more devices, -1, or strategy 'auto'"
+        )
 
 
 def main():

@@ -33,6 +33,28 @@ def test_adding_versions_keeps_existing_ones(tmp_path):
     assert sorted(p.name for p in (tmp_path / "exp").glob("version_*")) == [f"version_{k}" for k in range(4)]
 
 
+def test_numbers_create_exactly_those_versions_and_refuse_existing_ones_without_force(tmp_path):
+    create_experiment("exp", 1, tmp_path, TEMPLATE, numbers=[3, 5])
+    exp = tmp_path / "exp"
+    assert sorted(p.name for p in exp.glob("version_*")) == ["version_3", "version_5"]
+    assert "version: version_5" in (exp / "version_5" / "version.yaml").read_text()
+    edited = exp / "version_3" / "version.yaml"
+    edited.write_text("# edited\n")
+    with pytest.raises(UsageError, match="version_3 already exists"):
+        create_experiment("exp", 1, tmp_path, TEMPLATE, numbers=[4, 3])
+    assert edited.read_text() == "# edited\n" and not (exp / "version_4").exists()
+    create_experiment("exp", 1, tmp_path, TEMPLATE, numbers=[3], force=True)
+    assert "version: version_3" in edited.read_text()
+
+
+def test_a_folder_that_is_not_an_experiment_is_refused(tmp_path):
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("mine\n")
+    with pytest.raises(UsageError, match="is not an experiment"):
+        create_experiment("notes", 1, tmp_path, TEMPLATE)
+    assert [p.name for p in (tmp_path / "notes").iterdir()] == ["todo.txt"]
+
+
 @pytest.mark.parametrize("name", ["a/b", "..", "has space", "/abs", ""])
 def test_unsafe_experiment_names_are_refused(tmp_path, name):
     with pytest.raises(UsageError):
