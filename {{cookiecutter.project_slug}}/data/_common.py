@@ -1,12 +1,17 @@
 """Machinery shared by the datamodules: project paths, in-memory image sets, splits, loaders.
 
 Small image sets (MNIST, Fashion-MNIST, CIFAR-10, digits) are decoded once into one uint8
-tensor and cached beside the raw files; batches are cut from it by index, converted,
-normalised and augmented on whole tensors. There is no per-sample Python or PIL work.
+tensor, cached beside the raw files (``cache-train.pt``, ``cache-test.pt``, rebuilt when a raw
+file's size or modification time changes) and held in memory; batches are cut from it by index,
+augmented, converted and normalised on whole tensors. There is no per-sample Python or PIL work,
+so these loaders run in the main process (worker processes would only add copies); ImageFolder
+data is decoded by loader worker processes instead.
 """
 import os
+import tempfile
+import warnings
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional, Sequence
 
 import torch
 from pytorch_lightning import LightningDataModule
@@ -14,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+CACHE_FORMAT = 1  # bump when the cache's content changes meaning: old caches are then rebuilt
 
 
 class DatasetNotFoundError(RuntimeError):
@@ -26,9 +32,63 @@ def project_path(path) -> Path:
     return path if path.is_absolute() else PROJECT_ROOT / path
 
 
-def default_num_workers() -> int:
-    """Loader workers for decoded-on-the-fly data: one per spare core, at most 8."""
-    return max(0, min(8, (os.cpu_count() or 1) - 1))
+def usable_cpus() -> int:
+    """CPU cores this process may run on (its affinity, e.g. a SLURM allocation), not all of the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def default_num_workers(processes: int = 1) -> int:
+    """Loader workers for decoded-on-the-fly data: the spare cores of each of ``processes`` (at most 8 each)."""
+    return max(0, min(8, usable_cpus() // max(1, processes) - 1))
+
+
+def trains_on_gpu(trainer) -> bool:
+    """True when the attached Trainer runs on a CUDA device: only then is pinned host memory worth it."""
+    return trainer is not None and trainer.strategy.root_device.type == "cuda"
+
+
+def file_stamps(paths: Sequence[Path]) -> list:
+    """[name, size, modification time in ns] of each file: what a cache built from them depends on."""
+    return [[path.name, stat.st_size, stat.st_mtime_ns] for path, stat in ((p, Path(p).stat()) for p in paths)]
+
+
+def _write_cache(cache_file: Path, payload: dict) -> None:
+    """torch.save ``payload`` to a temporary file beside ``cache_file``, then rename it over the cache."""
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{cache_file.name}.", dir=cache_file.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(payload, f)
+            os.replace(tmp, cache_file)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as error:
+        warnings.warn(f"dataset cache {cache_file} not written ({error}); the raw files will be decoded again")
+
+
+def load_cached(cache_file: Path, sources: Sequence[Path],
+                decode: Callable[[], tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``decode()``'s (images, labels), read from ``cache_file`` while every source file is unchanged.
+
+    The cache records the sources' names, sizes and modification times; when any differs (or the
+    cache is missing or unreadable) the sources are decoded again and the cache is replaced atomically,
+    so concurrent processes (DDP ranks) never read a half-written cache.
+    """
+    stamps = file_stamps(sources)
+    try:
+        cached = torch.load(cache_file, weights_only=True)
+        if cached["format"] == CACHE_FORMAT and cached["sources"] == stamps:
+            return cached["images"], cached["labels"]
+    except Exception:  # noqa: BLE001 - a missing, corrupt or foreign cache file is rebuilt, whatever the error
+        pass
+    images, labels = decode()
+    _write_cache(cache_file, {"format": CACHE_FORMAT, "sources": stamps, "images": images, "labels": labels})
+    return images, labels
 
 
 def split_indices(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -43,7 +103,9 @@ def split_indices(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor,
 class TensorImageDataset(Dataset):
     """Images held as one uint8 tensor (N, C, H, W), served a whole batch at a time.
 
-    Conversion to float, normalisation and (optional) augmentation run on the batch tensor.
+    Augmentation runs on the uint8 batch (zero padding is black, as with torchvision's RandomCrop on
+    images); conversion to float and normalisation, ``(x / 255 - mean) / std`` as torchvision's
+    ToTensor + Normalize, are one fused multiply-subtract on the batch.
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, mean, std, augment: bool = False):
@@ -53,8 +115,9 @@ class TensorImageDataset(Dataset):
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
         self.images = images
         self.labels = labels.long()
-        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
-        self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+        std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+        self.scale = 1.0 / (255.0 * std)
+        self.shift = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1) / std
         self.augment = augment
 
     def __len__(self) -> int:
@@ -67,10 +130,10 @@ class TensorImageDataset(Dataset):
     def __getitems__(self, indices):
         """A whole batch at once; DataLoader calls this instead of ``__getitem__`` per sample."""
         index = torch.as_tensor(indices)
-        x = self.images[index].float().div_(255.0)
+        x = self.images[index]
         if self.augment:
             x = random_crop_and_flip(x)
-        return x.sub_(self.mean).div_(self.std), self.labels[index]
+        return x.float().mul_(self.scale).sub_(self.shift), self.labels[index]
 
 
 def random_crop_and_flip(x: torch.Tensor, padding: int = 4) -> torch.Tensor:
@@ -126,25 +189,23 @@ def keep_batch(batch):
     return batch
 
 
-def batch_loader(dataset: TensorImageDataset, batch_size: int, shuffle: bool) -> DataLoader:
+def batch_loader(dataset: TensorImageDataset, batch_size: int, shuffle: bool, pin_memory: bool = False) -> DataLoader:
     """A DataLoader that cuts whole batches from an in-memory dataset (no per-sample collate).
 
     It is a plain sampler-based loader, so Lightning can swap in a DistributedSampler under DDP.
+    No worker processes: slicing a batch from memory is far cheaper than sending it between processes.
+    ``pin_memory`` (page-locked batches, so the copy to a GPU can overlap compute) only helps on a GPU.
     """
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=shuffle,
-        collate_fn=keep_batch,
-        pin_memory=torch.cuda.is_available(),
-    )
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, collate_fn=keep_batch, pin_memory=pin_memory)
 
 
 class InMemoryImageDataModule(LightningDataModule):
     """Base datamodule for image sets small enough to live in memory as one uint8 tensor.
 
     Subclasses set ``num_classes``, ``input_shape``, ``mean`` and ``std`` and implement
-    ``load_split(train)`` returning ``(images uint8 (N, C, H, W), labels int64 (N,))``.
+    ``raw_files(train)`` (the files a split is decoded from; DatasetNotFoundError when missing) and
+    ``decode(train, files)`` returning ``(images uint8 (N, C, H, W), labels int64 (N,))``. ``load_split``
+    decodes once and caches the tensors in ``cache_dir`` (default: beside the raw files).
     The validation set is carved from the training split with a fixed generator.
     """
 
@@ -163,8 +224,20 @@ class InMemoryImageDataModule(LightningDataModule):
         self.predict_dir = predict_dir
         self.train_set = self.val_set = self.test_set = self.predict_set = None
 
-    def load_split(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    def raw_files(self, train: bool) -> list[Path]:
         raise NotImplementedError
+
+    def decode(self, train: bool, files: list[Path]) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def cache_dir(self, files: list[Path]) -> Path:
+        return files[0].parent
+
+    def load_split(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images uint8 (N, C, H, W), labels int64 (N,)) of the train or test split, from the cache when fresh."""
+        files = self.raw_files(train)
+        cache_file = self.cache_dir(files) / f"cache-{'train' if train else 'test'}.pt"
+        return load_cached(cache_file, files, lambda: self.decode(train, files))
 
     def _dataset(self, images, labels, augment=False) -> TensorImageDataset:
         return TensorImageDataset(images, labels, self.mean, self.std, augment=augment)
@@ -180,17 +253,20 @@ class InMemoryImageDataModule(LightningDataModule):
         elif stage in ("test", "predict") and self.test_set is None:
             self.test_set = self._dataset(*self.load_split(train=False))
 
+    def _loader(self, dataset: TensorImageDataset, shuffle: bool = False) -> DataLoader:
+        return batch_loader(dataset, self.batch_size, shuffle, pin_memory=trains_on_gpu(self.trainer))
+
     def train_dataloader(self) -> DataLoader:
-        return batch_loader(self.train_set, self.batch_size, shuffle=True)
+        return self._loader(self.train_set, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        return batch_loader(self.val_set, self.batch_size, shuffle=False)
+        return self._loader(self.val_set)
 
     def test_dataloader(self) -> DataLoader:
-        return batch_loader(self.test_set, self.batch_size, shuffle=False)
+        return self._loader(self.test_set)
 
     def predict_dataloader(self) -> DataLoader:
         """The images of ``predict_dir`` when it is set, else the test split (sample ids: its indices)."""
         if self.predict_dir:
             return DataLoader(self.predict_set, batch_size=self.batch_size)
-        return batch_loader(self.test_set, self.batch_size, shuffle=False)
+        return self._loader(self.test_set)

@@ -1,12 +1,15 @@
-"""CIFAR-10 from the python pickle batches (``<data_dir>/cifar-10-batches-py``), downloaded when missing."""
+"""CIFAR-10 from the python pickle batches (``<data_dir>/cifar-10-batches-py``), downloaded when missing.
+
+The decoded tensors are cached beside the batches (``cache-train.pt``, ``cache-test.pt``).
+"""
 import contextlib
 import io
 import pickle
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import torch
-from torchvision import datasets
 
 from ._common import DatasetNotFoundError, InMemoryImageDataModule, project_path
 
@@ -15,11 +18,11 @@ TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCHES = ("test_batch",)
 
 
-def read_batches(folder, names) -> tuple[torch.Tensor, torch.Tensor]:
-    """Read CIFAR pickle batches into (uint8 (N, 3, 32, 32), int64 (N,)) tensors."""
+def read_batches(files) -> tuple[torch.Tensor, torch.Tensor]:
+    """Read CIFAR pickle batch files into (uint8 (N, 3, 32, 32), int64 (N,)) tensors."""
     images, labels = [], []
-    for name in names:
-        with open(folder / name, "rb") as f:
+    for path in files:
+        with open(path, "rb") as f:
             entry = pickle.load(f, encoding="latin1")
         images.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
         labels.extend(entry["labels"])
@@ -65,6 +68,8 @@ class CIFAR10DataModule(InMemoryImageDataModule):
     def prepare_data(self) -> None:
         if not self._missing():
             return
+        from torchvision import datasets
+
         try:
             with contextlib.redirect_stdout(io.StringIO()):
                 datasets.CIFAR10(self.data_dir, train=True, download=True)
@@ -72,7 +77,10 @@ class CIFAR10DataModule(InMemoryImageDataModule):
             reason = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise self._not_found(f"the download failed ({reason})") from error
 
-    def load_split(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    def raw_files(self, train: bool) -> list[Path]:
         if self._missing():
             raise self._not_found("prepare_data() has not downloaded them")
-        return read_batches(self.batch_dir, TRAIN_BATCHES if train else TEST_BATCHES)
+        return [self.batch_dir / name for name in (TRAIN_BATCHES if train else TEST_BATCHES)]
+
+    def decode(self, train: bool, files: list[Path]) -> tuple[torch.Tensor, torch.Tensor]:
+        return read_batches(files)

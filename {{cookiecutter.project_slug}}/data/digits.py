@@ -1,12 +1,30 @@
-"""scikit-learn's bundled handwritten digits: 1,797 real 8x8 images, no download needed."""
+"""scikit-learn's bundled handwritten digits: 1,797 real 8x8 images, no download needed.
+
+The decoded tensors are cached in ``<data_dir>/digits`` (rebuilt when scikit-learn's digits file
+changes), so later runs do not even import scikit-learn.
+"""
+import importlib.util
+from pathlib import Path
 from typing import Optional
 
 import torch
 
-from ._common import InMemoryImageDataModule, split_indices
+from ._common import DatasetNotFoundError, InMemoryImageDataModule, project_path, split_indices
 
 TEST_FRACTION = 0.2
 TEST_SPLIT_SEED = 0  # fixed: the test set never changes with the user's split_seed
+
+
+def sklearn_digits_file() -> Path:
+    """scikit-learn's ``datasets/data/digits.csv.gz`` (what ``load_digits`` reads), found without importing it."""
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise DatasetNotFoundError("the digits dataset ships with scikit-learn, which is not installed: "
+                                   "pip install scikit-learn")
+    path = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz"
+    if not path.is_file():
+        raise DatasetNotFoundError(f"scikit-learn's digits file {path} is missing: reinstall scikit-learn")
+    return path
 
 
 class DigitsDataModule(InMemoryImageDataModule):
@@ -17,10 +35,11 @@ class DigitsDataModule(InMemoryImageDataModule):
     mean = (0.3051,)
     std = (0.3784,)
 
-    def __init__(self, batch_size: int = 64, val_fraction: float = 0.1, split_seed: int = 42, augment: bool = False,
-                 predict_dir: Optional[str] = None):
+    def __init__(self, data_dir: str = "data/datasets", batch_size: int = 64, val_fraction: float = 0.1,
+                 split_seed: int = 42, augment: bool = False, predict_dir: Optional[str] = None):
         """
         Args:
+            data_dir: folder for the decoded-tensor cache (``<data_dir>/digits``; relative to the project root).
             batch_size: samples per batch.
             val_fraction: share of the training part kept for validation.
             split_seed: seed of the fixed train/validation split.
@@ -29,8 +48,15 @@ class DigitsDataModule(InMemoryImageDataModule):
         """
         super().__init__(batch_size=batch_size, val_fraction=val_fraction, split_seed=split_seed, augment=augment,
                          predict_dir=predict_dir)
+        self.data_dir = project_path(data_dir)
 
-    def load_split(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    def raw_files(self, train: bool) -> list[Path]:
+        return [sklearn_digits_file()]
+
+    def cache_dir(self, files: list[Path]) -> Path:
+        return self.data_dir / "digits"
+
+    def decode(self, train: bool, files: list[Path]) -> tuple[torch.Tensor, torch.Tensor]:
         from sklearn.datasets import load_digits
 
         digits = load_digits()

@@ -9,12 +9,12 @@ Images are decoded by loader workers (this is the path for data too large to hol
 from pathlib import Path
 from typing import Optional
 
-import torch
 from pytorch_lightning import LightningDataModule
 from torch.utils.data import DataLoader, Subset
 from torchvision import datasets, transforms
 
-from ._common import DatasetNotFoundError, ImageFilesDataset, default_num_workers, project_path, split_indices
+from ._common import (DatasetNotFoundError, ImageFilesDataset, default_num_workers, project_path, split_indices,
+                      trains_on_gpu)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -43,7 +43,8 @@ class ImageFolderDataModule(LightningDataModule):
             batch_size: samples per batch.
             val_fraction: share of ``train/`` kept for validation when there is no ``val/``.
             split_seed: seed of that split.
-            num_workers: decoding processes; None picks one per spare CPU core (at most 8).
+            num_workers: decoding processes per training process; None: the spare CPU cores this process may
+                use, shared between the training processes of this machine (at most 8 each).
             augment: random horizontal flip on training images.
             predict_dir: folder of image files for ``main.py predict`` (default: the test split).
         """
@@ -53,7 +54,7 @@ class ImageFolderDataModule(LightningDataModule):
         self.batch_size = batch_size
         self.val_fraction = val_fraction
         self.split_seed = split_seed
-        self.num_workers = default_num_workers() if num_workers is None else num_workers
+        self.num_workers = num_workers
         self.augment = augment
         self.predict_dir = predict_dir
         self.classes = class_names(self.data_dir / "train")
@@ -95,13 +96,17 @@ class ImageFolderDataModule(LightningDataModule):
             self.test_set = self._folder("test", train=False) if has_test else self.val_set
 
     def _loader(self, dataset, shuffle: bool) -> DataLoader:
+        """Worker processes decode images while the model trains; they live for the whole run (persistent)."""
+        workers = self.num_workers
+        if workers is None:
+            workers = default_num_workers(self.trainer.num_devices if self.trainer is not None else 1)
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
             shuffle=shuffle,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            pin_memory=torch.cuda.is_available(),
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            pin_memory=trains_on_gpu(self.trainer),
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -2,24 +2,46 @@
 
 Files live in ``<data_dir>/MNIST/raw`` (or ``FashionMNIST/raw``): ``train-images-idx3-ubyte``,
 ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte`` (or the
-``.gz`` archives). They are downloaded when missing and the network allows.
+``.gz`` archives). They are downloaded when missing and the network allows. The decoded tensors
+are cached beside them (``cache-train.pt``, ``cache-test.pt``).
 """
 import contextlib
+import gzip
 import io
+import math
+import struct
+from pathlib import Path
 from typing import Optional
 
 import torch
-from torchvision import datasets
 
 from ._common import DatasetNotFoundError, InMemoryImageDataModule, project_path
 
-IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+SPLIT_FILES = {
+    True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+IDX_FILES = SPLIT_FILES[True] + SPLIT_FILES[False]
+IDX_UNSIGNED_BYTE = 0x08
+
+
+def read_idx(path: Path) -> torch.Tensor:
+    """Decode an IDX file of unsigned bytes (plain or ``.gz``) into a uint8 tensor of the shape it declares."""
+    with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+        data = f.read()
+    if len(data) < 4 or data[:2] != b"\0\0" or data[2] != IDX_UNSIGNED_BYTE:
+        raise DatasetNotFoundError(f"{path} is not an IDX file of unsigned bytes (magic 0x0000080N)")
+    header = 4 + 4 * data[3]
+    shape = struct.unpack(f">{data[3]}I", data[4:header])
+    if len(data) - header != math.prod(shape):
+        raise DatasetNotFoundError(f"{path} holds {len(data) - header} bytes of data, its header declares {shape}")
+    return torch.frombuffer(bytearray(data[header:]), dtype=torch.uint8).view(*shape)
 
 
 class MNISTDataModule(InMemoryImageDataModule):
     """Handwritten digits, 28x28 grey, 60k train (minus validation) / 10k test."""
 
-    torchvision_class = datasets.MNIST
+    folder = "MNIST"  # torchvision's dataset class and folder name
     num_classes = 10
     input_shape = (1, 28, 28)
     mean = (0.1307,)
@@ -41,40 +63,52 @@ class MNISTDataModule(InMemoryImageDataModule):
         self.data_dir = project_path(data_dir)
 
     @property
-    def raw_dir(self):
-        return self.data_dir / self.torchvision_class.__name__ / "raw"
+    def raw_dir(self) -> Path:
+        return self.data_dir / self.folder / "raw"
+
+    def _file(self, name: str) -> Optional[Path]:
+        """The IDX file ``name``, or its ``.gz`` archive when only that is there; None when neither is."""
+        for path in (self.raw_dir / name, self.raw_dir / f"{name}.gz"):
+            if path.is_file():
+                return path
+        return None
+
+    def _missing(self) -> list[str]:
+        return [name for name in IDX_FILES if self._file(name) is None]
 
     def _not_found(self, reason: str) -> DatasetNotFoundError:
         return DatasetNotFoundError(
-            f"{self.torchvision_class.__name__} files not found in {self.raw_dir} and {reason}; "
+            f"{self.folder} files not found in {self.raw_dir} and {reason}; "
             f"put {', '.join(IDX_FILES)} (or their .gz archives) there"
         )
 
     def prepare_data(self) -> None:
-        try:
-            self.torchvision_class(self.data_dir, train=True, download=False)
+        if not self._missing():
             return
-        except RuntimeError:
-            pass
+        from torchvision import datasets
+
         try:  # torchvision prints one line per failed mirror: keep them for the error message only
             with contextlib.redirect_stdout(io.StringIO()):
-                for train in (True, False):
-                    self.torchvision_class(self.data_dir, train=train, download=True)
+                getattr(datasets, self.folder)(self.data_dir, train=True, download=True)
         except Exception as error:  # noqa: BLE001 - any download failure means the same to the user
             reason = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise self._not_found(f"the download failed ({reason})") from error
 
-    def load_split(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        try:
-            dataset = self.torchvision_class(self.data_dir, train=train, download=False)
-        except RuntimeError as error:
-            raise self._not_found("prepare_data() has not downloaded them") from error
-        return dataset.data.unsqueeze(1).contiguous(), dataset.targets.long()
+    def raw_files(self, train: bool) -> list[Path]:
+        if self._missing():
+            raise self._not_found("prepare_data() has not downloaded them")
+        return [self._file(name) for name in SPLIT_FILES[train]]
+
+    def decode(self, train: bool, files: list[Path]) -> tuple[torch.Tensor, torch.Tensor]:
+        images, labels = (read_idx(path) for path in files)
+        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+            raise DatasetNotFoundError(f"{files[0]} and {files[1]} do not hold N images and N labels")
+        return images.unsqueeze(1), labels.long()
 
 
 class FashionMNISTDataModule(MNISTDataModule):
     """Zalando's clothing images in MNIST's format: 28x28 grey, 10 classes."""
 
-    torchvision_class = datasets.FashionMNIST
+    folder = "FashionMNIST"
     mean = (0.2860,)
     std = (0.3530,)

@@ -27,7 +27,10 @@ def offline(monkeypatch):
 
 @pytest.fixture
 def data_dir(tmp_path):
-    """A folder holding a tiny fake copy of this project's dataset in its real format (None for digits)."""
+    """A folder holding a tiny fake copy of this project's dataset in its real format.
+
+    For digits (bundled with scikit-learn) it is an empty folder: the decoded-tensor cache goes there.
+    """
     root = tmp_path / "datasets"
     if DATASET == "mnist":
         fakes.write_mnist(root, "MNIST")
@@ -38,14 +41,14 @@ def data_dir(tmp_path):
     elif DATASET == "imagefolder":
         fakes.write_imagefolder(root)
     else:
-        return None
+        root.mkdir(parents=True)
     return root
 
 
 @pytest.fixture
 def data_args(data_dir):
     """main.py arguments that point the datamodule at the fake data."""
-    return [] if data_dir is None else [f"--data.init_args.data_dir={data_dir}"]
+    return [f"--data.init_args.data_dir={data_dir}"]
 
 
 @pytest.fixture

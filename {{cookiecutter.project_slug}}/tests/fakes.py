@@ -48,10 +48,15 @@ def write_mnist(root: Path, name: str = "MNIST", n_train: int = 200, n_test: int
     return raw
 
 
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
 def write_cifar10(root: Path, n_per_batch: int = 40, n_test: int = 50) -> Path:
-    """Write ``<root>/cifar-10-batches-py/{data_batch_1..5,test_batch}`` pickles; return that folder."""
+    """Write ``<root>/cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta}`` pickles; return that folder."""
     folder = Path(root) / "cifar-10-batches-py"
     folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"num_cases_per_batch": n_per_batch, "label_names": CIFAR10_CLASSES, "num_vis": 3072}, f)
     names = [(f"data_batch_{i}", n_per_batch, i) for i in range(1, 6)] + [("test_batch", n_test, 0)]
     for name, n, seed in names:
         images, labels = patterned_images(n, (3, 32, 32), seed=seed)

@@ -1,18 +1,22 @@
-"""The datamodule reads this project's dataset in its real format and splits it reproducibly."""
+"""The datamodule reads this project's dataset in its real format, splits it reproducibly, and its fast
+in-memory path (decoded once, cached, normalised per batch) gives what torchvision's datasets give."""
+import os
+import types
+
 import pytest
 import torch
 from conftest import DATASET
+from torchvision import transforms
 
 import data
-from data._common import split_indices
+from data import _common
+from data._common import TensorImageDataset, default_num_workers, load_cached, split_indices
 
 DATAMODULE = getattr(data, "{{ cookiecutter.__dataset_class }}")
 
 
 def make_datamodule(data_dir, **kwargs):
-    if data_dir is not None:
-        kwargs["data_dir"] = str(data_dir)
-    return DATAMODULE(batch_size=16, **kwargs)
+    return DATAMODULE(data_dir=str(data_dir), batch_size=16, **kwargs)
 
 
 def test_batches_have_the_declared_shape_and_classes(data_dir):
@@ -53,3 +57,116 @@ def test_missing_files_give_one_clear_error(tmp_path, offline):
         dm.setup("fit")
     message = str(error.value)
     assert str(empty) in message and "\n" not in message
+
+
+IN_MEMORY = DATASET in ("mnist", "fashion_mnist", "cifar10", "digits")
+in_memory_only = pytest.mark.skipif(not IN_MEMORY, reason="in-memory datasets only")
+
+
+def torchvision_reference(data_dir, train: bool):
+    """This split as torchvision's own dataset class reads it: ToTensor images (N, C, H, W) and labels."""
+    from unittest import mock
+
+    from torchvision import datasets
+
+    if DATASET == "cifar10":  # the fake batches cannot match the md5 sums of the real download
+        with mock.patch.object(datasets.cifar, "check_integrity", return_value=True):
+            reference = datasets.CIFAR10(data_dir, train=train, transform=transforms.ToTensor())
+    else:
+        name = "MNIST" if DATASET == "mnist" else "FashionMNIST"
+        reference = getattr(datasets, name)(data_dir, train=train, transform=transforms.ToTensor())
+    images, labels = zip(*(reference[i] for i in range(len(reference))))
+    return torch.stack(images), torch.tensor(labels)
+
+
+@pytest.mark.skipif(DATASET not in ("mnist", "fashion_mnist", "cifar10"), reason="torchvision file formats only")
+@pytest.mark.parametrize("train", [True, False], ids=["train", "test"])
+def test_fast_path_equals_torchvision_dataset_from_the_same_files(data_dir, train):
+    dm = make_datamodule(data_dir)
+    images, labels = dm.load_split(train)
+    reference_images, reference_labels = torchvision_reference(data_dir, train)
+    assert images.dtype == torch.uint8 and tuple(images.shape[1:]) == tuple(dm.input_shape)
+    assert torch.equal(images.float().div(255), reference_images)  # ToTensor: uint8 / 255
+    assert torch.equal(labels, reference_labels)
+
+    x, y = TensorImageDataset(images, labels, dm.mean, dm.std).__getitems__(list(range(len(labels))))
+    assert torch.allclose(x, transforms.Normalize(dm.mean, dm.std)(reference_images), atol=1e-5)
+    assert torch.equal(y, reference_labels)
+
+
+def test_batch_normalisation_matches_torchvision_normalize():
+    images = torch.randint(0, 256, (6, 3, 5, 7), dtype=torch.uint8)
+    mean, std = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+    x, _ = TensorImageDataset(images, torch.arange(6), mean, std).__getitems__([4, 0, 2])
+    reference = torch.stack([transforms.Normalize(mean, std)(images[i].float() / 255) for i in (4, 0, 2)])
+    assert torch.allclose(x, reference, atol=1e-5)
+
+
+def test_cache_is_reused_until_a_raw_file_changes(tmp_path):
+    raw, cache = tmp_path / "raw.bin", tmp_path / "cache.pt"
+    raw.write_bytes(b"12345")
+    decoded = []
+
+    def decode():
+        decoded.append(raw.read_bytes())
+        return torch.tensor(list(raw.read_bytes()), dtype=torch.uint8), torch.tensor([len(decoded)])
+
+    first = load_cached(cache, [raw], decode)
+    second = load_cached(cache, [raw], decode)
+    assert len(decoded) == 1 and cache.is_file()
+    assert all(torch.equal(a, b) for a, b in zip(first, second))
+
+    raw.write_bytes(b"123456")  # new size
+    assert load_cached(cache, [raw], decode)[0].tolist() == list(b"123456") and len(decoded) == 2
+    stat = raw.stat()
+    os.utime(raw, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # same size, new modification time
+    load_cached(cache, [raw], decode)
+    assert len(decoded) == 3
+
+    cache.write_bytes(b"not a torch file")  # a corrupt cache is rebuilt, not an error
+    assert load_cached(cache, [raw], decode)[0].tolist() == list(b"123456") and len(decoded) == 4
+    load_cached(cache, [raw], decode)
+    assert len(decoded) == 4
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary files left
+
+
+@in_memory_only
+def test_datamodule_reads_its_cache_on_the_second_load(data_dir, monkeypatch):
+    images, labels = make_datamodule(data_dir).load_split(train=True)
+    assert list(data_dir.rglob("cache-train.pt"))
+
+    def no_decoding(self, train, files):
+        raise AssertionError("decoded again although the raw files did not change")
+
+    monkeypatch.setattr(DATAMODULE, "decode", no_decoding)
+    cached_images, cached_labels = make_datamodule(data_dir).load_split(train=True)
+    assert torch.equal(cached_images, images) and torch.equal(cached_labels, labels)
+
+
+@pytest.mark.skipif(DATASET not in ("mnist", "fashion_mnist", "cifar10"), reason="torchvision file formats only")
+def test_changed_raw_files_are_decoded_again(data_dir):
+    import fakes
+
+    before = len(make_datamodule(data_dir).load_split(train=True)[1])
+    if DATASET == "cifar10":
+        fakes.write_cifar10(data_dir, n_per_batch=30)
+    else:
+        fakes.write_mnist(data_dir, "MNIST" if DATASET == "mnist" else "FashionMNIST", n_train=120)
+    images, labels = make_datamodule(data_dir).load_split(train=True)
+    reference_images, reference_labels = torchvision_reference(data_dir, train=True)
+    assert len(labels) == len(reference_labels) != before
+    assert torch.equal(images.float().div(255), reference_images) and torch.equal(labels, reference_labels)
+
+
+def test_loader_settings_follow_the_machine(monkeypatch):
+    monkeypatch.setattr(_common, "usable_cpus", lambda: 16)
+    assert default_num_workers() == 8  # at most 8 per process
+    assert default_num_workers(processes=4) == 3  # 4 cores per process, one of them trains
+    monkeypatch.setattr(_common, "usable_cpus", lambda: 1)
+    assert default_num_workers() == 0
+
+    def trainer_on(device_type):
+        return types.SimpleNamespace(strategy=types.SimpleNamespace(root_device=torch.device(device_type)))
+
+    assert not _common.trains_on_gpu(None) and not _common.trains_on_gpu(trainer_on("cpu"))
+    assert _common.trains_on_gpu(trainer_on("cuda"))
