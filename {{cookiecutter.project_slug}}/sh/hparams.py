@@ -29,7 +29,9 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _project import UsageError, check_experiment_name, exit_on_usage_error, project_path, shown  # noqa: E402
+from _project import (  # noqa: E402
+    ArgumentParser, UsageError, check_experiment_name, exit_on_usage_error, project_path, shown,
+)
 from structure import add_version, ensure_experiment  # noqa: E402
 
 RESERVED = {"seeds", "samples", "sample_seed"}
@@ -194,7 +196,7 @@ def config_sections(experiment_dir: Path, template: Path) -> set:
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
+    parser = ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-e", "--ex_name", required=True, help="experiment to add the versions to (created if new)")
     parser.add_argument("-s", "--spec", required=True, help="search spec (YAML), e.g. config/search/grid.yaml")

@@ -19,12 +19,12 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _project import UsageError, check_experiment_name, exit_on_usage_error, project_path  # noqa: E402
+from _project import ArgumentParser, UsageError, check_experiment_name, exit_on_usage_error, project_path  # noqa: E402
 from run import config_files, fit_command, resolve_version  # noqa: E402
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
+    parser = ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     launchers = parser.add_subparsers(dest="launcher", required=True)
     torchrun = launchers.add_parser("torchrun", help="start the processes of this node with torchrun")

@@ -21,7 +21,9 @@ import optuna
 from optuna.trial import TrialState
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _project import UsageError, check_experiment_name, exit_on_usage_error, project_path, shown  # noqa: E402
+from _project import (  # noqa: E402
+    ArgumentParser, UsageError, check_experiment_name, exit_on_usage_error, project_path, shown,
+)
 from hparams import config_sections, describe, load_spec, overrides_yaml  # noqa: E402
 from run import experiment_results_dir, resolve_version, run_versions, split_main_args  # noqa: E402
 from structure import add_version, ensure_experiment  # noqa: E402
@@ -33,7 +35,7 @@ PRUNING_CALLBACK = "runtime.optuna_pruning.OptunaPruning"
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
+    parser = ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-e", "--ex_name", required=True, help="experiment the trials become versions of (created if new)")
     parser.add_argument("-s", "--spec", default="config/search/optuna.yaml", help="search space and objective (YAML)")

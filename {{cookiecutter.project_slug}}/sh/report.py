@@ -23,7 +23,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _project import (  # noqa: E402
-    UsageError, check_experiment_name, exit_on_usage_error, experiment_names, project_path, shown, version_numbers,
+    ArgumentParser, UsageError, check_experiment_name, exit_on_usage_error, experiment_names, project_path, shown,
+    version_numbers,
 )
 from run import experiment_results_dir, resolve_version, run_status, run_summary  # noqa: E402
 
@@ -34,7 +35,7 @@ NOT_HYPERPARAMETERS = ("run.", "trainer.callbacks")  # identity and callbacks (e
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
+    parser = ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-e", "--ex_name", action="append", help="experiment to report (repeat for several)")
     parser.add_argument("--all_ex", action="store_true", help="every experiment with finished runs")

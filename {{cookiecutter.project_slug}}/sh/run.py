@@ -32,8 +32,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _project import (  # noqa: E402
-    PROJECT_ROOT, UsageError, check_experiment_name, exit_on_usage_error, experiment_names, project_path, shown,
-    version_numbers,
+    ArgumentParser, PROJECT_ROOT, UsageError, check_experiment_name, exit_on_usage_error, experiment_names,
+    project_path, shown, version_numbers,
 )
 
 sys.path.insert(0, str(PROJECT_ROOT))
@@ -45,7 +45,7 @@ UNFINISHED = ("failed", "interrupted", "killed", "unknown")
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
+    parser = ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     which = parser.add_argument_group("which versions")
     which.add_argument("-e", "--ex_name", help="experiment to run")
