@@ -118,6 +118,50 @@ def test_structure_refuses_bad_requests_and_changes_nothing(refused, args, messa
     refused("structure.py", args, message)
 
 
+RUN_CASES = [
+    (["-e", "nope", "-v", "0"], "experiment 'nope' not found in"),
+    (["-e", "../baseline", "-v", "0"], f"experiment name '../baseline' {UNSAFE_NAME}"),
+    (["-e", "baseline", "-v", "7"], "'baseline' has no version 7 (its versions: 0, 1)"),
+    (["-e", "baseline", "-n", "0", "5", "9"], "'baseline' has no version 5, 9 (its versions: 0, 1)"),
+    (["-e", "baseline", "-b", "3", "-t", "1"], "empty range -b 3 -t 1"),
+    (["-e", "baseline", "-v", "abc"], "argument -v/--v_num: invalid int value: 'abc'"),
+]
+
+
+@pytest.mark.parametrize("args,message", RUN_CASES, ids=[" ".join(args) for args, _ in RUN_CASES])
+def test_run_refuses_missing_experiments_and_versions_and_changes_nothing(refused, args, message):
+    refused("run.py", args, message)
+
+
+SPECS = [
+    ("", "must map config keys to values"),
+    ("optimizer.init_args.lr: [0.1, 0.01\n", "is not valid YAML"),
+    ("- optimizer.init_args.lr\n", "must map config keys to values"),
+    ("seeds: [0, 1]\n", "names no hyperparameter"),
+    ("optimizer.init_args.lr: []\n", "optimizer.init_args.lr needs at least one value"),
+]
+
+
+@pytest.mark.parametrize("spec,message", SPECS, ids=["empty", "malformed", "a list", "seeds only", "no values"])
+def test_hparams_refuses_an_empty_or_malformed_search_spec_and_changes_nothing(refused, tmp_path, spec, message):
+    path = tmp_path / "spec.yaml"
+    path.write_text(spec)
+    line = refused("hparams.py", ["-e", "lr_search", "-s", str(path)], message)
+    assert str(path) in line, "the message names the spec file"
+
+
+def test_hparams_refuses_a_missing_spec_file(refused, tmp_path):
+    refused("hparams.py", ["-e", "lr_search", "-s", str(tmp_path / "none.yaml")], "none.yaml")
+
+
+@pytest.mark.parametrize("args,message", [
+    (["-e", "baseline"], "baseline has no finished runs to report"),
+    (["-e", "nope"], "experiment 'nope' not found in"),
+], ids=["no finished runs", "missing experiment"])
+def test_report_refuses_experiments_without_results_and_changes_nothing(refused, args, message):
+    refused("report.py", args, message)
+
+
 def test_malformed_version_yaml_is_one_line_naming_file_and_line(project, tmp_path):
     experiment = tmp_path / "baseline"
     shutil.copytree(project / "config" / "baseline", experiment)
