@@ -66,3 +66,31 @@ def test_predict_without_a_checkpoint_is_one_clear_error(trained, fast_args, cap
 def test_best_of_an_untrained_version_is_one_clear_error(fast_args, capsys):
     assert main(["predict", *CONFIGS, *fast_args, "--ckpt_path", "best"]) == 1
     assert "records no best checkpoint; train this version first" in capsys.readouterr().err
+
+
+def test_ranks_parts_are_merged_in_input_order_without_duplicates(tmp_path):
+    """Two DDP ranks, played one after the other: a sample padded onto both ranks is written once."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from runtime.predictions import PredictionCSVWriter
+
+    dataset = SimpleNamespace(sample_ids=["a.png", "b.png", "c.png"])
+    path = tmp_path / "predictions.csv"
+    shares = {1: [[1], [0]], 0: [[2], [0]]}  # rank 1 sees b, a; rank 0 sees c, a (a: sampler padding)
+    for rank in (1, 0):  # rank 0 merges last, after its barrier
+        trainer = SimpleNamespace(global_rank=rank, is_global_zero=rank == 0, world_size=2, datamodule=None,
+                                  predict_dataloaders=SimpleNamespace(dataset=dataset),
+                                  strategy=SimpleNamespace(barrier=lambda name: None))
+        writer = PredictionCSVWriter(path)
+        writer.on_predict_epoch_start(trainer, None)
+        for batch_idx, indices in enumerate(shares[rank]):
+            probs = torch.tensor([[0.2, 0.8]] if indices[0] % 2 else [[0.9, 0.1]])
+            writer.write_on_batch_end(trainer, None, {"pred": probs.argmax(1), "probs": probs}, indices, None, batch_idx, 0)
+        writer.on_predict_epoch_end(trainer, None)
+
+    rows = read_rows(path)
+    assert [(row["sample_id"], row["predicted"]) for row in rows] == [("a.png", "0"), ("b.png", "1"), ("c.png", "0")]
+    assert list(rows[0]) == ["sample_id", "predicted", "prob_0", "prob_1"]
+    assert not list(tmp_path.glob(".predictions.*"))
