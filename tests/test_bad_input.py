@@ -21,6 +21,7 @@ BAD_ANSWERS = [
     ({"project_slug": "class"}, f"project_slug 'class' {BAD_SLUG}"),
     ({"project_name": "Étude spectrale"}, f"project_slug 'étude_spectrale' {BAD_SLUG}"),
     ({"project_name": "Ablations-"}, f"project_slug 'ablations_' {BAD_SLUG}"),
+    ({"project_name": 'Say "hi"; rm -rf ~'}, f"""project_slug 'say_"hi";_rm__rf_~' {BAD_SLUG}"""),
     ({"experiment_name": "a/b"}, f"experiment_name 'a/b' {UNSAFE_NAME}"),
     ({"experiment_name": ".."}, f"experiment_name '..' {UNSAFE_NAME}"),
     ({"experiment_name": "has space"}, f"experiment_name 'has space' {UNSAFE_NAME}"),
