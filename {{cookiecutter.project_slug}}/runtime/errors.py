@@ -32,7 +32,7 @@ def cause_of_type(error, kinds):
 def config_files(args) -> list[Path]:
     """YAML files named on the command line (``-c FILE``, ``--config=FILE``, ``--data FILE``...)."""
     files = []
-    for arg in args:
+    for arg in map(str, args):
         value = arg.split("=", 1)[1] if arg.startswith("--") and "=" in arg else arg
         path = Path(value)
         if path.suffix in (".yaml", ".yml") and path.is_file():
