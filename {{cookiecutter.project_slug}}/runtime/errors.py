@@ -96,8 +96,8 @@ def _union_error(lines: list[str]) -> str:
             items.append(line.strip()[2:])
         elif items:
             items[-1] += " " + line.strip()
-    specific = [item for item in items if "NoneType" not in item]
-    best = next((item for item in specific if "class_path" in item), specific[0] if specific else one_line(items))
+    specific = [item for item in items if "NoneType" not in item] or items or [""]
+    best = next((item for item in specific if "class_path" in item), specific[0])
     suffix = f" (given value: {given})" if given and given_type in SIMPLE_VALUE_TYPES else ""
     return f"{lines[0].strip()} {best}{suffix}"
 
