@@ -21,8 +21,9 @@ from runtime.checkpoints import resolve_checkpoint
 from runtime.checks import ConfigError, check_callbacks, check_hardware
 from runtime.errors import cause_of_type, one_line, parse_error_message
 from runtime.gpus import select_gpus
-from runtime.manifest import RunManifest, claim_run_folder, command_line
+from runtime.manifest import RunManifest, command_line
 from runtime.outputs import RunPaths, route_outputs
+from runtime.performance import use_tensor_cores
 from runtime.predictions import PredictionCSVWriter
 from runtime.records import HistoryCSV, SaveRunConfig, fit_summary, record
 
@@ -64,18 +65,18 @@ class ResearchCLI(LightningCLI):
         check_hardware(config.trainer)
         check_callbacks(config.trainer)
         select_gpus(config.trainer)
+        use_tensor_cores(config.trainer)
         route_outputs(config.trainer, self.paths)
         if self.subcommand == "predict" and config.return_predictions is None:
             config.return_predictions = False  # they go to predictions.csv; do not also hold them all in memory
 
     def before_fit(self) -> None:
-        """Guard the run folder, start manifest.json, and record history.csv whatever the logger."""
+        """Lock and guard the run folder, start manifest.json, and record history.csv whatever the logger."""
         config = self.config[self.subcommand]
-        writes_results = rank_zero_only.rank == 0
-        if writes_results:
-            claim_run_folder(self.paths, resuming=config.ckpt_path is not None, overwrite=self.run_config.overwrite)
-        self.manifest = RunManifest(self.paths, self.command_line, config.as_dict(), config.seed_everything,
-                                    PROJECT_ROOT, resumed_from=config.ckpt_path, enabled=writes_results)
+        self.manifest = RunManifest(self.paths, command=self.command_line, config=config.as_dict(),
+                                    seed=config.seed_everything, project_root=PROJECT_ROOT,
+                                    resumed_from=config.ckpt_path, overwrite=self.run_config.overwrite,
+                                    enabled=rank_zero_only.rank == 0)
         self.trainer.callbacks.append(HistoryCSV(self.paths.history_file))
 
     def fit(self, **kwargs) -> None:

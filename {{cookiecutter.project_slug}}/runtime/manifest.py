@@ -1,9 +1,14 @@
-"""A fit's lifecycle in its run folder: the guard against overwriting results, and manifest.json.
+"""A fit's lifecycle in its run folder: its lock, the guard against overwriting results, manifest.json.
+
+While a fit runs, an exclusive flock on ``<run dir>/.lock`` is held (by sh/run.py on the fit's
+behalf, or by main.py itself when started directly), so one version never trains twice at once
+and a "running" manifest whose lock is free belongs to a killed run.
 
 manifest.json says how the run was made (command line, merged config, seed, git commit, software,
 host, devices) and how it ended: ``status`` is ``running`` from the start, then ``finished``,
 ``failed`` or ``interrupted`` (also when an exception ends it). Every write is atomic.
 """
+import fcntl
 import os
 import platform
 import shutil
@@ -20,7 +25,27 @@ import torch
 
 from .checks import ConfigError
 from .files import read_json, write_json_atomic
-from .outputs import RunPaths
+from .outputs import LOCK_FD_ENV, RunPaths
+
+
+def hold_lock(paths: RunPaths) -> Optional[int]:
+    """Lock the version for this process; None when sh/run.py passed its lock down. ConfigError when taken."""
+    inherited = os.environ.get(LOCK_FD_ENV, "")
+    if inherited.isdigit() and paths.lock_file.exists():
+        try:
+            if os.path.samestat(os.fstat(int(inherited)), os.stat(paths.lock_file)):
+                return None
+        except OSError:
+            pass
+    paths.run_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(paths.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise ConfigError(
+            f"{paths.run_dir} is being trained by another process (it holds {paths.lock_file.name})") from None
+    return fd
 
 
 def claim_run_folder(paths: RunPaths, resuming: bool, overwrite: bool) -> None:
@@ -33,7 +58,7 @@ def claim_run_folder(paths: RunPaths, resuming: bool, overwrite: bool) -> None:
     if not existing or resuming:
         return
     if not overwrite:
-        names = ", ".join(entry.name for entry in existing[:4]) + (", ..." if len(existing) > 4 else "")
+        names = ", ".join(entry.name for entry in existing[:3]) + (", ..." if len(existing) > 3 else "")
         raise ConfigError(
             f"{paths.run_dir} already holds a run's results ({names}); continue it with --ckpt_path last, "
             "or replace it with --run.overwrite true"
@@ -74,51 +99,73 @@ def _ending(error: BaseException) -> tuple:
     return "failed", 1
 
 
-class RunManifest:
-    """manifest.json of one fit. Only the process that writes results (rank 0) passes ``enabled``."""
+def _attempt(manifest: dict) -> dict:
+    return {key: manifest.get(key) for key in ("start_time", "end_time", "duration_s", "status", "exit_status")}
 
-    def __init__(self, paths: RunPaths, command: list, config: dict, seed, project_root, resumed_from=None,
-                 enabled: bool = True):
-        self.paths, self.enabled, self.started = paths, enabled, time.time()
+
+class RunManifest:
+    """One fit in its run folder: locks it, guards earlier results, writes manifest.json until ``finish``.
+
+    Only the process that writes results (rank 0) passes ``enabled``; the others do nothing.
+    """
+
+    def __init__(self, paths: RunPaths, *, command: list, config: dict, seed, project_root,
+                 resumed_from=None, overwrite: bool = False, enabled: bool = True):
+        self.paths, self.enabled, self.started, self._lock_fd = paths, enabled, time.monotonic(), None
         if not enabled:
             return
-        earlier = read_json(paths.manifest_file, default=None) if resumed_from else None
-        self.data = {
-            "experiment": paths.experiment,
-            "version": paths.version,
-            "status": "running",
-            "exit_status": None,
-            "error": None,
-            "command": command,
-            "cwd": os.getcwd(),
-            "start_time": _now(),
-            "end_time": None,
-            "duration_s": None,
-            "resumed_from": resumed_from,
-            "earlier_attempts": ([*earlier.get("earlier_attempts", []), _attempt(earlier)] if earlier else []),
-            "seed": seed,
-            "git": git_state(project_root),
-            "software": {
-                "python": platform.python_version(),
-                "torch": torch.__version__,
-                "pytorch_lightning": pytorch_lightning.__version__,
-                "cuda": torch.version.cuda,
-            },
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "platform": platform.platform(),
-            "devices": device_names(),
-            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
-            "config": config,
-        }
-        write_json_atomic(paths.manifest_file, self.data)
+        self._lock_fd = hold_lock(paths)
+        try:
+            claim_run_folder(paths, resuming=resumed_from is not None, overwrite=overwrite)
+            earlier = read_json(paths.manifest_file, default=None) if resumed_from else None
+            self.data = {
+                "experiment": paths.experiment,
+                "version": paths.version,
+                "status": "running",
+                "exit_status": None,
+                "error": None,
+                "command": command,
+                "cwd": os.getcwd(),
+                "start_time": _now(),
+                "end_time": None,
+                "duration_s": None,
+                "resumed_from": resumed_from,
+                "earlier_attempts": [*earlier.get("earlier_attempts", []), _attempt(earlier)] if earlier else [],
+                "seed": seed,
+                "git": git_state(project_root),
+                "software": {
+                    "python": platform.python_version(),
+                    "torch": torch.__version__,
+                    "pytorch_lightning": pytorch_lightning.__version__,
+                    "cuda": torch.version.cuda,
+                },
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "platform": platform.platform(),
+                "devices": device_names(),
+                "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+                "config": config,
+            }
+            write_json_atomic(paths.manifest_file, self.data)
+        except BaseException:
+            self._release()
+            raise
+
+    def _release(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def finish(self, status: str, exit_status: int = 0, error: Optional[str] = None) -> None:
+        """Record how the fit ended and unlock the version."""
         if not self.enabled:
             return
         self.data.update(status=status, exit_status=exit_status, error=error, end_time=_now(),
-                         duration_s=round(time.time() - self.started, 3))
-        write_json_atomic(self.paths.manifest_file, self.data)
+                         duration_s=round(time.monotonic() - self.started, 3))
+        try:
+            write_json_atomic(self.paths.manifest_file, self.data)
+        finally:
+            self._release()
 
     @contextmanager
     def watching(self):
@@ -129,10 +176,6 @@ class RunManifest:
             status, code = _ending(error)
             self.finish(status, code, f"{type(error).__name__}: {error}"[:1000])
             raise
-
-
-def _attempt(manifest: dict) -> dict:
-    return {key: manifest.get(key) for key in ("start_time", "end_time", "duration_s", "status", "exit_status")}
 
 
 def command_line(main_file, args) -> list:

@@ -7,6 +7,8 @@ RunPaths imports nothing heavy: the scripts in sh/ use it to find a run's files 
 from dataclasses import dataclass
 from pathlib import Path
 
+LOCK_FD_ENV = "RUN_LOCK_FD"  # sh/run.py tells main.py which inherited descriptor holds the run's lock
+
 
 @dataclass(frozen=True)
 class RunPaths:

@@ -31,7 +31,8 @@ def _scalars(metrics: dict, prefix: str) -> dict:
 
 
 def fit_summary(trainer, started: float) -> dict:
-    """Best checkpoint and score, last validation metrics, epochs and duration of a finished fit."""
+    """Best checkpoint and score, last validation metrics, epochs and duration (since ``started``, a
+    ``time.monotonic()`` reading) of a finished fit."""
     checkpoint = trainer.checkpoint_callback
     best_score = getattr(checkpoint, "best_model_score", None)
     return {
@@ -42,7 +43,7 @@ def fit_summary(trainer, started: float) -> dict:
         "last_model_path": getattr(checkpoint, "last_model_path", None) or None,
         "epochs": trainer.current_epoch,
         "global_step": trainer.global_step,
-        "duration_s": round(time.time() - started, 3),
+        "duration_s": round(time.monotonic() - started, 3),
         "val": _scalars(trainer.callback_metrics, "val/"),
         "train": _scalars(trainer.callback_metrics, "train/"),
     }

@@ -90,7 +90,7 @@ class SearchSpec:
             rng = random.Random(self.sample_seed)
             bases = [{p.key: p.sample(rng) for p in self.params} for _ in range(self.samples)]
         else:
-            bases = [dict(zip([p.key for p in self.params], combo))
+            bases = [dict(zip([p.key for p in self.params], combo, strict=True))
                      for combo in itertools.product(*(p.values for p in self.params))]
         return [{**base, **({SEED_KEY: seed} if seed is not None else {})} for base in bases for seed in self.seeds]
 
@@ -134,7 +134,8 @@ def load_spec(path, sections=None, settings=()) -> SearchSpec:
     except yaml.YAMLError as error:
         raise UsageError(f"search spec {path} is not valid YAML: {' '.join(str(error).split())}") from None
     if not isinstance(data, dict):
-        raise UsageError(f"search spec {path} must map config keys to values, e.g. optimizer.init_args.lr: [0.001, 0.01]")
+        raise UsageError(f"search spec {path} must map config keys to values, "
+                         "e.g. optimizer.init_args.lr: [0.001, 0.01]")
     params = tuple(_param(key, value, path) for key, value in data.items() if key not in RESERVED | set(settings))
     if not params:
         raise UsageError(f"search spec {path} names no hyperparameter")
@@ -149,7 +150,8 @@ def load_spec(path, sections=None, settings=()) -> SearchSpec:
                                  f"(sections: {', '.join(sorted(sections))})")
     seeds = data.get("seeds")
     if seeds is not None:
-        if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        integers = isinstance(seeds, list) and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
+        if not seeds or not integers:
             raise UsageError(f"search spec {path}: seeds must be a list of integers, got {seeds!r}")
         if SEED_KEY in keys:
             raise UsageError(f"search spec {path}: give either seeds or {SEED_KEY}, not both")

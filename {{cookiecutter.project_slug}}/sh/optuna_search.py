@@ -29,6 +29,7 @@ from run import experiment_results_dir, resolve_version, run_versions, split_mai
 from structure import add_version, ensure_experiment  # noqa: E402
 
 from runtime.files import read_csv  # noqa: E402  (sh/run.py put the project root on sys.path)
+from runtime.optuna_study import make_pruner, was_pruned  # noqa: E402
 
 SETTINGS = ("metric", "direction", "pruner")
 PRUNING_CALLBACK = "runtime.optuna_pruning.OptunaPruning"
@@ -37,7 +38,8 @@ PRUNING_CALLBACK = "runtime.optuna_pruning.OptunaPruning"
 def parse_args(argv=None):
     parser = ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-e", "--ex_name", required=True, help="experiment the trials become versions of (created if new)")
+    parser.add_argument("-e", "--ex_name", required=True,
+                        help="experiment the trials become versions of (created if new)")
     parser.add_argument("-s", "--spec", default="config/search/optuna.yaml", help="search space and objective (YAML)")
     parser.add_argument("--trials", type=int, default=10, help="trials this worker runs (default 10)")
     parser.add_argument("--storage", help="study database URL (default: sqlite under res/<exp>/optuna.db)")
@@ -58,20 +60,6 @@ def distribution(param) -> optuna.distributions.BaseDistribution:
     if param.kind == "int":
         return optuna.distributions.IntDistribution(int(param.low), int(param.high))
     return optuna.distributions.FloatDistribution(param.low, param.high, log=param.kind == "log_uniform")
-
-
-def make_pruner(setting) -> optuna.pruners.BasePruner:
-    """``median``, ``none``, or a mapping ``median:`` -> optuna MedianPruner arguments."""
-    name, options = (next(iter(setting.items())) if isinstance(setting, dict) and len(setting) == 1
-                     else (setting, {}))
-    if name == "none":
-        return optuna.pruners.NopPruner()
-    if name == "median" and isinstance(options, dict):
-        try:
-            return optuna.pruners.MedianPruner(**options)
-        except TypeError as error:
-            raise UsageError(f"pruner median: {error}") from None
-    raise UsageError(f"pruner must be median, none, or median: with MedianPruner arguments, got {setting!r}")
 
 
 def storage_url(url, experiment_dir: Path, main_args) -> str:
@@ -115,10 +103,55 @@ def objective_value(history_file: Path, metric: str, direction: str):
     return max(values) if direction == "maximize" else min(values)
 
 
-def trial_overrides(point: dict, url: str, study: str, number: int, metric: str) -> str:
-    init_args = dict(storage=url, study_name=study, trial_number=number, monitor=metric)
+def trial_overrides(point: dict, url: str, study: str, number: int, metric: str, pruner) -> str:
+    init_args = dict(storage=url, study_name=study, trial_number=number, monitor=metric, pruner=pruner)
     callback = {"class_path": PRUNING_CALLBACK, "init_args": init_args}
     return overrides_yaml({**point, "trainer.callbacks+": [callback]})
+
+
+def objective(spec) -> tuple:
+    """(metric, direction, pruner setting) of an optuna spec, checked."""
+    settings = dict(spec.settings)
+    metric, direction = str(settings.get("metric", "val/acc")), settings.get("direction", "maximize")
+    if direction not in ("maximize", "minimize"):
+        raise UsageError(f"{spec.source}: direction must be maximize or minimize, got {direction!r}")
+    pruner = settings.get("pruner", "median")
+    try:
+        make_pruner(pruner)
+    except ValueError as error:
+        raise UsageError(f"{spec.source}: {error}") from None
+    if spec.samples or spec.seeds != (None,):
+        raise UsageError(f"{spec.source}: samples and seeds are for sh/hparams.py; --trials sets how many trials run")
+    return metric, direction, pruner
+
+
+def run_trial(study, distributions, experiment_dir, url, metric, direction, pruner, main_args):
+    """Ask the study for a point, write it as a new version, train it with sh/run.py's runner, tell the result.
+
+    Returns the trial's final state, or None when Ctrl-C interrupted it.
+    """
+    trial = study.ask(distributions)
+    point = {key: trial.params[key] for key in distributions}
+    detail = f"optuna trial {trial.number} of study {study.study_name} ({url}):\n{describe(point)}"
+    version_dir = add_version(experiment_dir, trial_overrides(point, url, study.study_name, trial.number, metric,
+                                                              pruner), detail)
+    trial.set_user_attr("version", version_dir.name)
+    print(f"trial {trial.number} -> {shown(version_dir)}: {describe(point)}", flush=True)
+    version = resolve_version(experiment_dir, int(version_dir.name.split("_")[1]), main_args)
+    outcome = run_versions([version], None, main_args, say=lambda line: print(line, flush=True))[0]
+    if outcome.status == "interrupted":
+        study.tell(trial, state=TrialState.FAIL)
+        return None
+    value = objective_value(version.paths.history_file, metric, direction)
+    if outcome.status != "finished" or value is None:
+        state = study.tell(trial, state=TrialState.FAIL).state
+    elif was_pruned(url, trial):
+        state = study.tell(trial, state=TrialState.PRUNED).state
+    else:
+        state = study.tell(trial, value).state
+    best = f", best {metric} {value:.4f}" if value is not None else ""
+    print(f"trial {trial.number}: {state.name.lower()}{best}", flush=True)
+    return state
 
 
 def main(argv=None) -> int:
@@ -130,44 +163,18 @@ def main(argv=None) -> int:
     if not template.is_file():
         raise UsageError(f"template {template} does not exist")
     spec = load_spec(args.spec, config_sections(experiment_dir, template), SETTINGS)
-    if spec.samples or spec.seeds != (None,):
-        raise UsageError(f"{spec.source}: samples and seeds are for sh/hparams.py; --trials sets how many trials run")
-    settings = dict(spec.settings)
-    metric, direction = str(settings.get("metric", "val/acc")), settings.get("direction", "maximize")
-    if direction not in ("maximize", "minimize"):
-        raise UsageError(f"{spec.source}: direction must be maximize or minimize, got {direction!r}")
+    metric, direction, pruner = objective(spec)
     distributions = {param.key: distribution(param) for param in spec.params}
-    pruner = make_pruner(settings.get("pruner", "median"))
     main_args = split_main_args(args.other_para)
 
     experiment_dir, _ = ensure_experiment(args.ex_name, args.config, template, args.desc)
     url = storage_url(args.storage, experiment_dir, main_args)
-    study_name = args.study or args.ex_name
-    study = open_study(study_name, url, direction, pruner)
-    print(f"study {study_name} in {url}: {len(study.trials)} trials so far", flush=True)
+    study = open_study(args.study or args.ex_name, url, direction, make_pruner(pruner))
+    print(f"study {study.study_name} in {url}: {len(study.trials)} trials so far", flush=True)
     for _ in range(args.trials):
-        trial = study.ask(distributions)
-        point = {key: trial.params[key] for key in distributions}
-        detail = f"optuna trial {trial.number} of study {study_name} ({url}):\n{describe(point)}"
-        version_dir = add_version(experiment_dir, trial_overrides(point, url, study_name, trial.number, metric), detail)
-        trial.set_user_attr("version", version_dir.name)
-        print(f"trial {trial.number} -> {shown(version_dir)}: {describe(point)}", flush=True)
-        version = resolve_version(experiment_dir, int(version_dir.name.split("_")[1]), main_args)
-        outcome = run_versions([version], None, main_args, say=lambda line: print(line, flush=True))[0]
-        if outcome.status == "interrupted":
-            study.tell(trial, state=TrialState.FAIL)
+        if run_trial(study, distributions, experiment_dir, url, metric, direction, pruner, main_args) is None:
             return 130
-        value = objective_value(version.paths.history_file, metric, direction)
-        if outcome.status != "finished" or value is None:
-            state = study.tell(trial, state=TrialState.FAIL).state
-        elif "pruned_at_epoch" in study.get_trials(deepcopy=False)[trial.number].user_attrs:
-            state = study.tell(trial, state=TrialState.PRUNED).state
-        else:
-            state = study.tell(trial, value).state
-        best = f", best {metric} {value:.4f}" if value is not None else ""
-        print(f"trial {trial.number}: {state.name.lower()}{best}", flush=True)
-    finished = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
-    if finished:
+    if any(trial.state == TrialState.COMPLETE for trial in study.get_trials(deepcopy=False)):
         best = study.best_trial
         print(f"best so far: trial {best.number} ({best.user_attrs.get('version')}), {metric} {best.value:.4f}")
     return 0

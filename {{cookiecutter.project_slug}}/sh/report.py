@@ -168,7 +168,8 @@ def print_tables(records, groups, keys, metric, test_key, several) -> None:
             table.add_column(column, overflow="fold")
         for members, stats in groups_with_stats(groups, params):
             first = members[0]
-            table.add_row(*([first["experiment"]] if several else []), *(fmt_param(first["params"].get(k)) for k in params),
+            table.add_row(*([first["experiment"]] if several else []),
+                          *(fmt_param(first["params"].get(k)) for k in params),
                           f"{stats['finished']}/{len(members)}", fmt_mean_std(stats["best_mean"], stats["best_std"]),
                           fmt_mean_std(stats["test_mean"], stats["test_std"]))
         console.print(table)
@@ -242,7 +243,7 @@ def plot(out: Path, records, keys, metric, several) -> list:
             ax.set_xticks(range(len(labels)), labels)
         ax.scatter(xs, [r["best"] for r in finished], alpha=0.7)
         means = {}
-        for x, r in zip(xs, finished):
+        for x, r in zip(xs, finished, strict=True):
             means.setdefault(x, []).append(r["best"])
         ordered = sorted(means)
         ax.plot(ordered, [statistics.fmean(means[x]) for x in ordered], color="black", linewidth=1, label="mean")

@@ -19,7 +19,6 @@ import json
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -37,7 +36,7 @@ from _project import (  # noqa: E402
 )
 
 sys.path.insert(0, str(PROJECT_ROOT))
-from runtime.outputs import RunPaths  # noqa: E402
+from runtime.outputs import LOCK_FD_ENV, RunPaths  # noqa: E402
 
 DEFAULT_RES_DIR = "res"
 POLL_SECONDS = 0.1
@@ -117,7 +116,8 @@ def resolve_version(experiment_dir: Path, number: int, main_args=()) -> Version:
     run = {"res_dir": DEFAULT_RES_DIR, **_run_section(share), **_run_section(version_yaml), **_run_overrides(main_args)}
     for key in ("experiment", "version"):
         if not run.get(key):
-            raise UsageError(f"{version_yaml} sets no run.{key}: every version needs its own run.experiment and run.version")
+            raise UsageError(f"{version_yaml} sets no run.{key}: "
+                             "every version needs its own run.experiment and run.version")
     paths = RunPaths(project_path(str(run["res_dir"])), str(run["experiment"]), str(run["version"]))
     return Version(experiment_dir, number, paths)
 
@@ -243,26 +243,13 @@ def lock_is_held(path: Path) -> bool:
         os.close(fd)
 
 
-def _process_alive(manifest: dict) -> bool:
-    pid = manifest.get("pid")
-    if manifest.get("host") != socket.gethostname() or not isinstance(pid, int):
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def run_status(paths: RunPaths, locked_by_us: bool = False) -> str:
     """new | running | killed | finished | failed | interrupted | unknown, from the run folder.
 
-    ``running`` in manifest.json is believed only while the run's lock is held or its process lives;
-    otherwise the run was killed. A run.log without a manifest is a run that failed before
-    training started (a config error), unless it is still starting. Pass ``locked_by_us`` when
-    the caller holds the lock itself.
+    A run holds its version's lock while it trains (main.py or sh/run.py on its behalf), so
+    ``running`` in manifest.json with the lock free means the run was killed. A run.log without
+    a manifest is a run that failed before training started (a config error), unless it is
+    still starting. Pass ``locked_by_us`` when the caller holds the lock itself.
     """
     manifest = read_json_or_none(paths.manifest_file) or {}
     status = manifest.get("status")
@@ -275,8 +262,7 @@ def run_status(paths: RunPaths, locked_by_us: bool = False) -> str:
             return "new"
         return "running" if not locked_by_us and lock_is_held(paths.lock_file) else "failed"
     if status == "running":
-        alive = _process_alive(manifest) or (not locked_by_us and lock_is_held(paths.lock_file))
-        return "running" if alive else "killed"
+        return "running" if not locked_by_us and lock_is_held(paths.lock_file) else "killed"
     return str(status)
 
 
@@ -355,7 +341,7 @@ class ActiveRun:
 
     def __init__(self, plan: Plan, lock_fd: int, gpu_ids, threads: Optional[int]):
         self.plan, self.lock_fd, self.gpu_ids = plan, lock_fd, gpu_ids
-        env = dict(os.environ)
+        env = {**os.environ, LOCK_FD_ENV: str(lock_fd)}
         if gpu_ids is not None:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(gpu_ids)
         elif threads and "OMP_NUM_THREADS" not in env:
@@ -363,14 +349,14 @@ class ActiveRun:
         self.log = open(plan.version.paths.log_file, "a" if plan.resume else "w")
         self.log.write(f"$ {shlex.join(plan.command)}\n")
         self.log.flush()
-        self.started = time.time()
+        self.started = time.monotonic()
         self.process = subprocess.Popen(plan.command, cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=self.log,
                                         stderr=subprocess.STDOUT, env=env, pass_fds=(lock_fd,))
 
     def close(self, status: str, note: str = "") -> Outcome:
         self.log.close()
         os.close(self.lock_fd)
-        return Outcome(self.plan.version, status, note, round(time.time() - self.started, 1))
+        return Outcome(self.plan.version, status, note, round(time.monotonic() - self.started, 1))
 
     def finish(self) -> Outcome:
         code = self.process.returncode
@@ -485,13 +471,13 @@ def results_table(outcomes) -> str:
     monitor = next((summary["monitor"] for summary in summaries if summary["monitor"]), "val")
     test_key = _test_key(summaries, monitor)
     rows = [("version", "status", "duration", f"best {monitor}", test_key)]
-    for outcome, summary in zip(outcomes, summaries):
+    for outcome, summary in zip(outcomes, summaries, strict=True):
         duration = outcome.duration_s if outcome.duration_s is not None else summary["duration_s"]
         status = outcome.status + (f": {outcome.note}" if outcome.status in ("skipped", "blocked") else "")
         rows.append((outcome.version.label, status, f"{duration:.1f}s" if isinstance(duration, (int, float)) else "-",
                      _number(summary["best_score"]), _number(summary["test"].get(test_key))))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
 

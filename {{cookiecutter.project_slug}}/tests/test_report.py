@@ -1,0 +1,125 @@
+"""sh/report.py turns fabricated run folders into a table, CSV files and plots, whatever state they are in."""
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import PROJECT_ROOT
+
+sys.path.insert(0, str(PROJECT_ROOT / "sh"))
+import report  # noqa: E402
+import run  # noqa: E402
+from _project import UsageError  # noqa: E402
+from structure import add_version, ensure_experiment  # noqa: E402
+
+TEMPLATE = PROJECT_ROOT / "config" / "template.yaml"
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def make_sweep(tmp_path, name="sweep"):
+    """version_k: lr in (0.001, 0.01) x seeds (0, 1), then version_4 (lr 0.1): results under tmp_path/res."""
+    experiment_dir, _ = ensure_experiment(name, tmp_path / "config", TEMPLATE)
+    share = experiment_dir / "share.yaml"
+    share.write_text(share.read_text().replace("  res_dir: res\n", f"  res_dir: {tmp_path / 'res'}\n", 1))
+    for lr, seed in [(0.001, 0), (0.001, 1), (0.01, 0), (0.01, 1), (0.1, 0)]:
+        add_version(experiment_dir, f"optimizer:\n  init_args:\n    lr: {lr}\nseed_everything: {seed}\n")
+    return experiment_dir
+
+
+def fabricate(tmp_path, k, status, best=None, test=None, epochs=3, experiment="sweep"):
+    """The files a run leaves: manifest.json, metrics.json, history.csv (val/acc rising to ``best``)."""
+    run_dir = tmp_path / "res" / experiment / f"version_{k}"
+    run_dir.mkdir(parents=True)
+    (run_dir / "manifest.json").write_text(json.dumps({"status": status, "duration_s": 10.0 + k}))
+    if best is not None:
+        fit = {"status": "finished", "monitor": "val/acc", "best_score": best, "epochs": epochs}
+        (run_dir / "metrics.json").write_text(json.dumps({"fit": fit, "test": {"test/acc": test, "test/loss": 0.5}}))
+        rows = ["epoch,step,val/acc,val/loss"]
+        rows += [f"{e},{10 * (e + 1)},{best * (e + 1) / epochs},1.0" for e in range(epochs)]
+        (run_dir / "history.csv").write_text("\n".join(rows) + "\n")
+    return run_dir
+
+
+def test_table_groups_seeds_into_mean_and_std_and_writes_csv_and_plots(tmp_path, capsys):
+    make_sweep(tmp_path)
+    fabricate(tmp_path, 0, "finished", best=0.80, test=0.78)
+    fabricate(tmp_path, 1, "finished", best=0.90, test=0.88)
+    fabricate(tmp_path, 2, "finished", best=0.60, test=0.58)
+    fabricate(tmp_path, 3, "running", best=None)  # killed: nobody holds its lock
+    (tmp_path / "res" / "sweep" / "version_4").mkdir()
+    (tmp_path / "res" / "sweep" / "version_4" / "run.log").write_text("ERROR: bad config\n")  # failed before fit
+    out_dir = tmp_path / "report"
+    assert report.main(["-e", "sweep", "-c", str(tmp_path / "config"), "--out", str(out_dir)]) == 0
+    printed = capsys.readouterr().out
+    assert "0.8500 ± 0.0707" in printed and "0.8300 ± 0.0707" in printed  # lr 0.001: best and test over 2 seeds
+    assert "killed" in printed and "failed" in printed
+
+    with open(out_dir / "runs.csv", newline="") as f:
+        runs = list(csv.DictReader(f))
+    assert [r["status"] for r in runs] == ["finished", "finished", "finished", "killed", "failed"]
+    assert runs[1]["optimizer.init_args.lr"] == "0.001" and runs[1]["seed_everything"] == "1"
+    assert float(runs[1]["best val/acc"]) == 0.9 and float(runs[1]["test/acc"]) == 0.88
+    with open(out_dir / "groups.csv", newline="") as f:
+        groups = {g["optimizer.init_args.lr"]: g for g in csv.DictReader(f)}
+    assert groups["0.001"]["versions"] == "version_0 version_1" and groups["0.001"]["finished"] == "2"
+    assert float(groups["0.001"]["best val/acc mean"]) == pytest.approx(0.85)
+    assert groups["0.01"]["finished"] == "1" and groups["0.01"]["best val/acc std"] == ""
+    for png in ("curves.png", "val-acc_vs_optimizer.init_args.lr.png"):
+        assert (out_dir / png).read_bytes().startswith(PNG)
+    assert not (out_dir / "val-acc_vs_seed_everything.png").exists()  # seeds are averaged, not plotted
+
+
+def test_default_output_folder_is_the_experiments_results(tmp_path, capsys):
+    make_sweep(tmp_path)
+    fabricate(tmp_path, 0, "finished", best=0.8, test=0.7)
+    assert report.main(["-e", "sweep", "-c", str(tmp_path / "config")]) == 0
+    assert (tmp_path / "res" / "sweep" / "report" / "runs.csv").is_file()
+
+
+def test_a_running_version_whose_lock_is_held_is_shown_running(tmp_path, capsys):
+    make_sweep(tmp_path)
+    fabricate(tmp_path, 0, "finished", best=0.8, test=0.7)
+    run_dir = fabricate(tmp_path, 1, "running")
+    held = run.try_lock(run_dir / ".lock")
+    try:
+        report.main(["-e", "sweep", "-c", str(tmp_path / "config"), "--out", str(tmp_path / "out")])
+    finally:
+        os.close(held)
+    with open(tmp_path / "out" / "runs.csv", newline="") as f:
+        assert [r["status"] for r in csv.DictReader(f)][:2] == ["finished", "running"]
+
+
+def test_broken_run_files_never_crash_the_report(tmp_path, capsys):
+    make_sweep(tmp_path)
+    fabricate(tmp_path, 0, "finished", best=0.8, test=0.7)
+    broken = fabricate(tmp_path, 1, "finished", best=0.9, test=0.9)
+    (broken / "metrics.json").write_text("{not json")
+    (broken / "history.csv").write_bytes(b"\xff\xfe\x00garbage")
+    (tmp_path / "config" / "sweep" / "version_2" / "version.yaml").write_text("run: [unclosed\n")
+    assert report.main(["-e", "sweep", "-c", str(tmp_path / "config"), "--out", str(tmp_path / "out")]) == 0
+    assert "bad config" in capsys.readouterr().out
+
+
+def test_several_experiments_in_one_report(tmp_path, capsys):
+    make_sweep(tmp_path, "one")
+    make_sweep(tmp_path, "two")
+    fabricate(tmp_path, 0, "finished", best=0.8, test=0.7, experiment="one")
+    fabricate(tmp_path, 0, "finished", best=0.6, test=0.5, experiment="two")
+    assert report.main(["-e", "one", "-e", "two", "-c", str(tmp_path / "config")]) == 0
+    assert "one/version_0" in capsys.readouterr().out
+    with open(tmp_path / "res" / "report" / "runs.csv", newline="") as f:
+        assert {r["experiment"] for r in csv.DictReader(f)} == {"one", "two"}
+
+
+def test_experiment_without_finished_runs_is_one_error_line_and_exit_2(tmp_path):
+    make_sweep(tmp_path)
+    fabricate(tmp_path, 0, "failed")
+    with pytest.raises(UsageError, match="sweep has no finished runs"):
+        report.main(["-e", "sweep", "-c", str(tmp_path / "config")])
+    result = subprocess.run([sys.executable, str(PROJECT_ROOT / "sh" / "report.py"), "-e", "sweep",
+                             "-c", str(tmp_path / "config")], capture_output=True, text=True)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith("ERROR: sweep has no finished runs")
+    assert not (tmp_path / "res" / "sweep" / "report").exists()

@@ -1,0 +1,250 @@
+"""sh/run.py picks the versions each flag asks for, prints exact commands, and runs them safely.
+
+Runs use a fake main.py command (a few lines of Python), so no test here trains a model.
+"""
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+
+import pytest
+from conftest import PROJECT_ROOT
+
+sys.path.insert(0, str(PROJECT_ROOT / "sh"))
+import run  # noqa: E402
+from _project import UsageError  # noqa: E402
+from structure import create_experiment  # noqa: E402
+
+TEMPLATE = PROJECT_ROOT / "config" / "template.yaml"
+
+
+def make_experiment(tmp_path, name="exp", n_versions=4):
+    """An experiment under tmp_path/config whose results go to tmp_path/res."""
+    create_experiment(name, n_versions, tmp_path / "config", TEMPLATE)
+    share = tmp_path / "config" / name / "share.yaml"
+    share.write_text(share.read_text().replace("  res_dir: res\n", f"  res_dir: {tmp_path / 'res'}\n", 1))
+    return tmp_path / "config" / name
+
+
+def dry_run(capsys, tmp_path, *args):
+    """The command lines ``run.py --dry-run`` prints, split into argument lists (comments kept as text)."""
+    assert run.main(["-c", str(tmp_path / "config"), "--dry-run", *args]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    return [line if line.startswith("#") else shlex.split(line) for line in lines]
+
+
+def versions_in(commands):
+    """The version numbers the printed commands train, in order."""
+    return [int(cmd[cmd.index("fit") + 4].split("version_")[1].split("/")[0]) for cmd in commands]
+
+
+def write_run(tmp_path, experiment, k, status=None, checkpoint=False, metrics=None):
+    """Fabricate what a run leaves in res/<experiment>/version_k."""
+    run_dir = tmp_path / "res" / experiment / f"version_{k}"
+    run_dir.mkdir(parents=True)
+    if status:
+        (run_dir / "manifest.json").write_text(json.dumps({"status": status, "duration_s": 1.5}))
+    if checkpoint:
+        (run_dir / "checkpoints").mkdir()
+        (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"fake")
+    if metrics:
+        (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    return run_dir
+
+
+def test_v_prints_the_exact_fit_command_of_one_version(tmp_path, capsys):
+    experiment = make_experiment(tmp_path)
+    [command] = dry_run(capsys, tmp_path, "-e", "exp", "-v", "2")
+    assert command == [sys.executable, str(PROJECT_ROOT / "main.py"), "fit",
+                       "-c", str(experiment / "share.yaml"), "-c", str(experiment / "version_2" / "version.yaml")]
+
+
+def test_o_is_split_like_a_shell_and_passed_to_main(tmp_path, capsys):
+    make_experiment(tmp_path)
+    [command] = dry_run(capsys, tmp_path, "-e", "exp", "-v", "0", "-o", "--trainer.max_epochs=3 --x.name 'a b'")
+    assert command[-3:] == ["--trainer.max_epochs=3", "--x.name", "a b"]
+
+
+def test_all_ver_runs_every_version_of_the_experiment(tmp_path, capsys):
+    make_experiment(tmp_path)
+    make_experiment(tmp_path, "other", 2)
+    assert versions_in(dry_run(capsys, tmp_path, "-e", "exp", "--all_ver")) == [0, 1, 2, 3]
+
+
+def test_all_ex_runs_every_version_of_every_experiment(tmp_path, capsys):
+    make_experiment(tmp_path, "a_exp", 2)
+    make_experiment(tmp_path, "b_exp", 3)
+    commands = dry_run(capsys, tmp_path, "--all_ex")
+    assert [cmd[cmd.index("fit") + 4].split("/config/")[1] for cmd in commands] == [
+        "a_exp/version_0/version.yaml", "a_exp/version_1/version.yaml",
+        "b_exp/version_0/version.yaml", "b_exp/version_1/version.yaml", "b_exp/version_2/version.yaml"]
+
+
+@pytest.mark.parametrize("flags,expected", [
+    (["-b", "1", "-t", "3"], [1, 2]),  # half-open: 3 is not run
+    (["-b", "2"], [2, 3]),  # -t defaults to after the last version
+    (["-t", "2"], [0, 1]),  # -b defaults to the first version
+])
+def test_b_and_t_select_a_half_open_range(tmp_path, capsys, flags, expected):
+    make_experiment(tmp_path)
+    assert versions_in(dry_run(capsys, tmp_path, "-e", "exp", *flags)) == expected
+
+
+def test_n_runs_the_listed_versions_in_order(tmp_path, capsys):
+    make_experiment(tmp_path)
+    assert versions_in(dry_run(capsys, tmp_path, "-e", "exp", "-n", "3", "0", "3")) == [3, 0]
+
+
+def test_default_config_folder_is_the_projects_from_any_directory_and_no_torch_is_imported(tmp_path):
+    experiment = "{{ cookiecutter.experiment_name }}"
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import run; "
+            f"code = run.main(['-e', {experiment!r}, '-v', '0', '--dry-run']); "
+            "assert 'torch' not in sys.modules, 'run.py imported torch'; sys.exit(code)")
+    result = subprocess.run([sys.executable, "-c", code, str(PROJECT_ROOT / "sh")], cwd=tmp_path,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert str(PROJECT_ROOT / "config" / experiment / "version_0" / "version.yaml") in result.stdout
+
+
+def test_results_folder_is_read_from_the_version_config_and_o(tmp_path):
+    experiment = make_experiment(tmp_path, n_versions=2)
+    version_yaml = experiment / "version_1" / "version.yaml"
+    version_yaml.write_text(version_yaml.read_text() + "  res_dir: elsewhere\n")
+    assert run.resolve_version(experiment, 0).paths.run_dir == tmp_path / "res" / "exp" / "version_0"
+    assert run.resolve_version(experiment, 1).paths.run_dir == PROJECT_ROOT / "elsewhere" / "exp" / "version_1"
+    moved = run.resolve_version(experiment, 0, ["--run.res_dir", str(tmp_path / "o"), "--run.version=v9"])
+    assert moved.paths.run_dir == tmp_path / "o" / "exp" / "v9"
+
+
+@pytest.mark.parametrize("args,message", [
+    (["-e", "nope", "-v", "0"], "not found"),
+    (["-e", "exp", "-v", "9"], "has no version 9"),
+    (["-e", "exp", "-n", "0", "7", "8"], "has no version 7, 8"),
+    (["-e", "exp", "-b", "3", "-t", "1"], "empty range"),
+    (["-e", "exp", "-b", "5", "-t", "9"], "has no version in [5, 9)"),
+    (["-e", "exp", "--all_ex"], "--all_ex runs every version of every experiment"),
+    (["-e", "exp"], "say which versions"),
+    (["-e", "exp", "-v", "1", "--all_ver"], "choose versions one way"),
+    (["-v", "1"], "say which experiment"),
+    (["-e", "exp", "-v", "1", "-o", "--x 'unclosed"], "-o/--other_para"),
+    (["-e", "exp", "-v", "1", "--gpus-per-run", "2"], "--gpus-per-run needs --gpus"),
+    (["-e", "exp", "-v", "1", "--gpus", "0,1", "--gpus-per-run", "3"], "between 1 and the 2 GPUs"),
+    (["-e", "exp", "-v", "1", "--gpus", "0,0"], "distinct GPU ids"),
+    (["-e", "exp", "-v", "1", "--jobs", "0"], "--jobs must be at least 1"),
+    (["-e", "exp", "-v", "1", "--resume", "--rerun"], "not allowed with"),
+])
+def test_bad_selection_is_refused_before_anything_runs(tmp_path, args, message):
+    make_experiment(tmp_path)
+    with pytest.raises(UsageError, match=re.escape(message)):
+        run.main(["-c", str(tmp_path / "config"), *args])
+    assert not (tmp_path / "res").exists()
+
+
+def test_error_is_one_line_and_exit_status_2(tmp_path):
+    make_experiment(tmp_path)
+    result = subprocess.run([sys.executable, str(PROJECT_ROOT / "sh" / "run.py"), "-c", str(tmp_path / "config"),
+                             "-e", "exp", "-b", "3", "-t", "1"], capture_output=True, text=True)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith("ERROR: empty range") and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_versions_writing_to_one_folder_are_refused(tmp_path):
+    experiment = make_experiment(tmp_path, n_versions=2)
+    version_yaml = experiment / "version_1" / "version.yaml"
+    version_yaml.write_text(version_yaml.read_text().replace("version: version_1", "version: version_0"))
+    with pytest.raises(UsageError, match="both write to"):
+        run.main(["-c", str(tmp_path / "config"), "-e", "exp", "--all_ver", "--dry-run"])
+
+
+def test_finished_versions_are_skipped_and_rerun_replaces_them(tmp_path, capsys):
+    make_experiment(tmp_path, n_versions=2)
+    write_run(tmp_path, "exp", 0, status="finished")
+    skipped, fresh = dry_run(capsys, tmp_path, "-e", "exp", "--all_ver")
+    assert skipped.startswith("# skipped exp/version_0: finished") and "--run.overwrite" not in fresh
+    rerun = dry_run(capsys, tmp_path, "-e", "exp", "--all_ver", "--rerun")
+    assert all(cmd[7:9] == ["--run.overwrite", "true"] for cmd in rerun) and len(rerun) == 2
+
+
+def test_resume_continues_from_last_checkpoint_or_starts_over_without_one(tmp_path, capsys):
+    make_experiment(tmp_path, n_versions=4)
+    write_run(tmp_path, "exp", 0, status="running", checkpoint=True)  # killed: lock free
+    write_run(tmp_path, "exp", 1, status="failed")  # failed before its first checkpoint
+    write_run(tmp_path, "exp", 2, status="finished", checkpoint=True)
+    blocked = dry_run(capsys, tmp_path, "-e", "exp", "-n", "0", "1")
+    assert blocked[0].startswith("# blocked exp/version_0: killed run") and "--resume" in blocked[0]
+    assert blocked[1].startswith("# blocked exp/version_1: failed run")
+    killed, failed, finished, new = dry_run(capsys, tmp_path, "-e", "exp", "--all_ver", "--resume")
+    assert killed[7:9] == ["--ckpt_path", "last"]
+    assert failed[7:9] == ["--run.overwrite", "true"]
+    assert finished.startswith("# skipped exp/version_2: finished")
+    assert len(new) == 7  # the plain fit command
+
+
+FAKE_MAIN = """
+import os, sys, time
+print("start", time.monotonic(), os.environ.get("CUDA_VISIBLE_DEVICES"), flush=True)
+time.sleep(float(sys.argv[2]))
+print("end", time.monotonic(), flush=True)
+sys.exit(3 if sys.argv[1] == "1" else 0)
+"""
+
+
+@pytest.fixture
+def fake_main(monkeypatch):
+    """Replace main.py by a script that sleeps, prints its GPUs and times, and fails for version 1."""
+    def command(version, extra=(), main_args=()):
+        return [sys.executable, "-c", FAKE_MAIN, str(version.number), "0.6"]
+
+    monkeypatch.setattr(run, "fit_command", command)
+
+
+def spans(run_dir):
+    """(start, end, CUDA_VISIBLE_DEVICES) that the fake main printed into run.log."""
+    lines = (run_dir / "run.log").read_text().splitlines()
+    start = next(line.split() for line in lines if line.startswith("start"))
+    end = next((line.split() for line in lines if line.startswith("end")), [None, "inf"])
+    return float(start[1]), float(end[1]), start[2]
+
+
+def test_jobs_run_in_parallel_logs_go_to_each_run_and_a_failure_stops_nothing(tmp_path, capsys, fake_main):
+    make_experiment(tmp_path, n_versions=4)
+    status = run.main(["-c", str(tmp_path / "config"), "-e", "exp", "--all_ver", "--jobs", "2"])
+    out = capsys.readouterr().out
+    assert status == 1  # version_1 failed
+    for k in range(4):
+        assert f"queued    exp/version_{k}" in out and f"started   exp/version_{k}" in out
+    assert "failed    exp/version_1" in out and out.count("finished  exp/version_") == 3
+    table = out[out.index("version  "):]
+    assert "exp/version_1  failed" in table and "exp/version_3  finished" in table
+    times = [spans(tmp_path / "res" / "exp" / f"version_{k}") for k in range(4)]
+    assert times[1][0] < times[0][1] and times[0][0] < times[1][1]  # versions 0 and 1 overlapped
+    starts, ends = sorted(t[0] for t in times), sorted(t[1] for t in times)
+    assert starts[2] >= ends[0] and starts[3] >= ends[1]  # never more than 2 at once
+
+
+def test_gpu_queue_gives_each_run_its_own_gpus_and_reuses_freed_ones(tmp_path, capsys, fake_main):
+    make_experiment(tmp_path, n_versions=3)
+    run.main(["-c", str(tmp_path / "config"), "-e", "exp", "--all_ver", "--gpus", "0,1,2,3", "--gpus-per-run", "2"])
+    first, second, third = (spans(tmp_path / "res" / "exp" / f"version_{k}") for k in range(3))
+    assert {first[2], second[2]} == {"0,1", "2,3"}
+    assert second[0] < first[1]  # two runs at once: one per pair of GPUs
+    assert any(third[2] == run[2] and run[1] <= third[0] for run in (first, second))  # a pair freed before it
+    assert "on GPU 0,1" in capsys.readouterr().out
+
+
+def test_a_version_locked_by_another_runner_is_skipped(tmp_path, capsys, fake_main):
+    experiment = make_experiment(tmp_path, n_versions=1)
+    paths = run.resolve_version(experiment, 0).paths
+    paths.run_dir.mkdir(parents=True)
+    (paths.run_dir / "manifest.json").write_text(json.dumps({"status": "running"}))
+    held = run.try_lock(paths.lock_file)  # another runner (or main.py) training version_0
+    try:
+        assert run.main(["-c", str(tmp_path / "config"), "-e", "exp", "-v", "0"]) == 0
+        assert "skipped   exp/version_0: running elsewhere" in capsys.readouterr().out
+        assert not paths.log_file.exists()
+        assert run.run_status(paths) == "running"
+    finally:
+        os.close(held)
+    assert run.run_status(paths) == "killed"  # "running" with nobody holding the lock
