@@ -32,6 +32,7 @@ def unneeded_paths():
         yield Path("sh", "optuna_search.py")
         yield Path("config", "search", "optuna.yaml")
         yield Path("runtime", "optuna_pruning.py")
+        yield Path("runtime", "optuna_study.py")
         yield Path("tests", "test_optuna_search.py")
     if not GITHUB_ACTIONS:
         yield Path(".github")

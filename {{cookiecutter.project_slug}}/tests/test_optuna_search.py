@@ -1,0 +1,89 @@
+"""Optuna search: the pruning callback reports to its trial and stops a pruned one; the search's helpers."""
+import sys
+from types import SimpleNamespace
+
+import optuna
+import pytest
+import torch
+from conftest import PROJECT_ROOT
+
+from runtime.optuna_pruning import OptunaPruning
+from runtime.optuna_study import make_pruner, was_pruned
+
+sys.path.insert(0, str(PROJECT_ROOT / "sh"))
+import optuna_search  # noqa: E402
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+PRUNER = {"median": {"n_startup_trials": 1}}
+
+
+@pytest.fixture
+def study(tmp_path):
+    """A study on SQLite holding one finished trial that scored 0.9 at every epoch."""
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(study_name="s", storage=url, direction="maximize", pruner=make_pruner(PRUNER))
+    done = study.ask()
+    for epoch in range(3):
+        done.report(0.9, epoch)
+    study.tell(done, 0.9)
+    return study, url
+
+
+def validate(callback, score, epoch=0):
+    """One validation epoch seen by the callback; returns the (fake) trainer."""
+    trainer = SimpleNamespace(sanity_checking=False, is_global_zero=True, world_size=1, should_stop=False,
+                              current_epoch=epoch, callback_metrics={"val/acc": torch.tensor(score)})
+    if epoch == 0:
+        callback.on_fit_start(trainer, None)
+    callback.on_validation_end(trainer, None)
+    return trainer
+
+
+def test_a_trial_worse_than_the_median_is_reported_and_stopped(study):
+    study, url = study
+    trial = study.ask()
+    trainer = validate(OptunaPruning(url, "s", trial.number, pruner=PRUNER), 0.5)
+    assert trainer.should_stop and was_pruned(url, trial)
+    assert study.get_trials()[trial.number].intermediate_values == {0: 0.5}
+
+
+def test_a_good_trial_keeps_training_and_reports_every_epoch(study):
+    study, url = study
+    trial = study.ask()
+    callback = OptunaPruning(url, "s", trial.number, pruner=PRUNER)
+    assert not any(validate(callback, score, epoch).should_stop for epoch, score in enumerate((0.92, 0.95)))
+    assert study.get_trials()[trial.number].intermediate_values == pytest.approx({0: 0.92, 1: 0.95})
+    assert not was_pruned(url, trial)
+
+
+def test_rerunning_a_finished_trial_trains_without_reporting(study):
+    study, url = study
+    trainer = validate(OptunaPruning(url, "s", 0, pruner=PRUNER), 0.1)
+    assert not trainer.should_stop
+    assert study.get_trials()[0].intermediate_values == {0: 0.9, 1: 0.9, 2: 0.9}
+
+
+def test_pruner_settings():
+    assert isinstance(make_pruner("none"), optuna.pruners.NopPruner)
+    assert isinstance(make_pruner("median"), optuna.pruners.MedianPruner)
+    assert make_pruner({"median": {"n_startup_trials": 7}})._n_startup_trials == 7
+    for bad in ("hyperband", {"median": {"nope": 1}}, {"median": 1}):
+        with pytest.raises(ValueError):
+            make_pruner(bad)
+
+
+def test_storage_url_is_absolute_and_waits_for_other_workers(tmp_path):
+    experiment = tmp_path / "config" / "exp"
+    experiment.mkdir(parents=True)
+    (experiment / "share.yaml").write_text(f"run:\n  res_dir: {tmp_path / 'res'}\n")
+    assert optuna_search.storage_url(None, experiment, []) == f"sqlite:///{tmp_path}/res/exp/optuna.db?timeout=60"
+    assert optuna_search.storage_url("sqlite:///db/s.db", experiment, []) == f"sqlite:///{PROJECT_ROOT}/db/s.db?timeout=60"
+    assert optuna_search.storage_url("postgresql://host/db", experiment, []) == "postgresql://host/db"
+
+
+def test_trial_value_is_the_best_metric_of_its_history(tmp_path):
+    history = tmp_path / "history.csv"
+    history.write_text("epoch,step,val/acc,val/loss\n0,3,0.5,2.0\n1,6,0.7,1.5\n2,9,0.6,1.6\n")
+    assert optuna_search.objective_value(history, "val/acc", "maximize") == 0.7
+    assert optuna_search.objective_value(history, "val/loss", "minimize") == 1.5
+    assert optuna_search.objective_value(history, "val/f1", "maximize") is None
