@@ -77,7 +77,7 @@ class ResearchCLI(LightningCLI):
                                     seed=config.seed_everything, project_root=PROJECT_ROOT,
                                     resumed_from=config.ckpt_path, overwrite=self.run_config.overwrite,
                                     enabled=rank_zero_only.rank == 0)
-        self.trainer.callbacks.append(HistoryCSV(self.paths.history_file))
+        self.trainer.callbacks.insert(0, HistoryCSV(self.paths.history_file))  # ahead of the checkpoints
 
     def fit(self, **kwargs) -> None:
         with self.manifest.watching():

@@ -60,8 +60,10 @@ def record(paths: RunPaths, section: str, values: dict) -> dict:
 class HistoryCSV(Callback):
     """history.csv: one row per validation (epoch, step, val/* and train/* epoch metrics), whatever the logger.
 
-    The file is rewritten atomically after each row. Rows at or after the step a resumed fit
-    restarts from are replaced, so a resumed run continues its history instead of repeating it.
+    A row is written when validation ends, before any checkpoint of that moment (main.py puts this
+    callback ahead of ModelCheckpoint), then completed with the epoch's train metrics. Rows from
+    the step a resumed fit restarts at onwards are replaced, so the history continues, never
+    repeats, and is never behind the checkpoint a run resumes from. Each write is atomic.
     """
 
     def __init__(self, path):
@@ -72,23 +74,20 @@ class HistoryCSV(Callback):
         if not trainer.sanity_checking and trainer.is_global_zero:
             self._row = {"epoch": trainer.current_epoch, "step": trainer.global_step,
                          **_scalars(trainer.callback_metrics, "val/")}
+            self._write()
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        self._write(trainer)
+        if self._row is not None:
+            train = _scalars(trainer.callback_metrics, "train/")
+            self._row.update({k: v for k, v in train.items() if not k.endswith("_step")})
+            self._write()
+            self._row = None
 
-    def on_train_end(self, trainer, pl_module) -> None:
-        self._write(trainer)  # a validation after the last whole epoch (max_steps, mid-epoch checks)
-
-    def _write(self, trainer) -> None:
-        if self._row is None:
-            return
-        train = {k: v for k, v in _scalars(trainer.callback_metrics, "train/").items() if not k.endswith("_step")}
-        row, self._row = {**self._row, **train}, None
-        rows = [old for old in read_csv(self.path) if int(old["step"]) < row["step"]] + [row]
-        columns = ["epoch", "step", *sorted({key for r in rows for key in r} - {"epoch", "step"})]
+    def _write(self) -> None:
+        rows = [old for old in read_csv(self.path) if int(old["step"]) < self._row["step"]] + [self._row]
+        columns = ["epoch", "step", *sorted({key for row in rows for key in row} - {"epoch", "step"})]
         text = io.StringIO()
         writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
         write_text_atomic(self.path, text.getvalue())
-
