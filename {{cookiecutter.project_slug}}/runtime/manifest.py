@@ -174,7 +174,8 @@ class RunManifest:
             yield
         except BaseException as error:
             status, code = _ending(error)
-            self.finish(status, code, f"{type(error).__name__}: {error}"[:1000])
+            message = f"{type(error).__name__}: {error}" if status == "failed" else f"stopped ({type(error).__name__})"
+            self.finish(status, code, message[:1000])
             raise
 
 

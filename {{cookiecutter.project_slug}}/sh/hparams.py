@@ -199,7 +199,7 @@ def config_sections(experiment_dir: Path, template: Path) -> set:
 
 def parse_args(argv=None):
     parser = ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-e", "--ex_name", required=True, help="experiment to add the versions to (created if new)")
     parser.add_argument("-s", "--spec", required=True, help="search spec (YAML), e.g. config/search/grid.yaml")
     parser.add_argument("-c", "--config", default="config", help="config folder (default: ./config)")

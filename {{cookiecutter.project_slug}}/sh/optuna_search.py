@@ -37,7 +37,7 @@ PRUNING_CALLBACK = "runtime.optuna_pruning.OptunaPruning"
 
 def parse_args(argv=None):
     parser = ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-e", "--ex_name", required=True,
                         help="experiment the trials become versions of (created if new)")
     parser.add_argument("-s", "--spec", default="config/search/optuna.yaml", help="search space and objective (YAML)")

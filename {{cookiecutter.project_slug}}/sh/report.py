@@ -36,7 +36,7 @@ NOT_HYPERPARAMETERS = ("run.", "trainer.callbacks")  # identity and callbacks (e
 
 def parse_args(argv=None):
     parser = ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-e", "--ex_name", action="append", help="experiment to report (repeat for several)")
     parser.add_argument("--all_ex", action="store_true", help="every experiment with finished runs")
     parser.add_argument("-c", "--config", default="config", help="config folder (default: ./config)")

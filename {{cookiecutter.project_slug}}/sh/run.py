@@ -45,7 +45,7 @@ UNFINISHED = ("failed", "interrupted", "killed", "unknown")
 
 def parse_args(argv=None):
     parser = ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     which = parser.add_argument_group("which versions")
     which.add_argument("-e", "--ex_name", help="experiment to run")
     which.add_argument("-v", "--v_num", type=int, help="run version_K")
@@ -415,13 +415,13 @@ def run_versions(versions, mode=None, main_args=(), jobs=1, gpus=None, gpus_per_
     free_gpus = list(gpus) if gpus is not None else None
     threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
     for i, version in pending:
-        say(f"[{i}/{total}] queued    {version.label}")
+        say(f"[{i}/{total}] queued      {version.label}")
 
     def announce(i, outcome):
         outcomes[outcome.version] = outcome
         took = f" in {outcome.duration_s:.1f}s" if outcome.duration_s is not None else ""
         note = f": {outcome.note}" if outcome.note else ""
-        say(f"[{i}/{total}] {outcome.status:<9} {outcome.version.label}{took}{note}")
+        say(f"[{i}/{total}] {outcome.status:<11} {outcome.version.label}{took}{note}")
 
     try:
         while pending or running:
@@ -437,7 +437,7 @@ def run_versions(versions, mode=None, main_args=(), jobs=1, gpus=None, gpus_per_
                 running[active] = i
                 on = f" on GPU {','.join(gpu_ids)}" if gpu_ids is not None else ""
                 note = f" ({active.plan.note})" if active.plan.note else ""
-                say(f"[{i}/{total}] started   {version.label}{on}{note}, log: {shown(version.paths.log_file)}")
+                say(f"[{i}/{total}] started     {version.label}{on}{note}, log: {shown(version.paths.log_file)}")
             time.sleep(POLL_SECONDS)
             for active in [a for a in running if a.process.poll() is not None]:
                 i = running.pop(active)
@@ -462,13 +462,13 @@ def _test_key(summaries, monitor: str) -> str:
     """The test metric matching the monitored one (val/acc -> test/acc), else the first one recorded."""
     keys = sorted({key for summary in summaries for key in summary["test"]})
     matching = f"test/{monitor.split('/')[-1]}"
-    return matching if matching in keys else (keys[0] if keys else matching)
+    return matching if matching in keys else (keys[0] if keys else "test")
 
 
 def results_table(outcomes) -> str:
     """version | status | duration | best validation metric | test metric, one line per outcome."""
     summaries = [run_summary(outcome.version.paths) for outcome in outcomes]
-    monitor = next((summary["monitor"] for summary in summaries if summary["monitor"]), "val")
+    monitor = next((summary["monitor"] for summary in summaries if summary["monitor"]), "val")  # "best val"
     test_key = _test_key(summaries, monitor)
     rows = [("version", "status", "duration", f"best {monitor}", test_key)]
     for outcome, summary in zip(outcomes, summaries, strict=True):
