@@ -165,3 +165,9 @@ def test_optuna_workers_share_one_sqlite_study_and_each_trial_is_a_version(proje
         assert len(trial.intermediate_values) >= 1  # reported by the callback inside the training run
     summary = run_python([script(project, "report.py"), "-e", "opt"], project)
     assert summary.returncode == 0 and "optimizer.init_args.lr" in summary.stdout, summary.stderr
+
+
+def test_the_search_scripts_own_tests_pass_in_an_optuna_project(project):
+    own = run_python(["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_hparams.py",
+                      "tests/test_optuna_search.py", "tests/test_report.py", "tests/test_run.py"], project)
+    assert own.returncode == 0, own.stdout[-3000:] + own.stderr[-3000:]

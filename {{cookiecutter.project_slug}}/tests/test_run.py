@@ -100,7 +100,7 @@ def test_n_runs_the_listed_versions_in_order(tmp_path, capsys):
 def test_default_config_folder_is_the_projects_from_any_directory_and_no_torch_is_imported(tmp_path):
     experiment = "{{ cookiecutter.experiment_name }}"
     code = ("import sys; sys.path.insert(0, sys.argv[1]); import run; "
-            f"code = run.main(['-e', {experiment!r}, '-v', '0', '--dry-run']); "
+            f"code = run.main(['-e', {experiment!r}, '-v', '0', '--rerun', '--dry-run']); "
             "assert 'torch' not in sys.modules, 'run.py imported torch'; sys.exit(code)")
     result = subprocess.run([sys.executable, "-c", code, str(PROJECT_ROOT / "sh")], cwd=tmp_path,
                             capture_output=True, text=True)

@@ -1,11 +1,14 @@
 """main.py fit records manifest.json and history.csv, never overwrites a run unless asked, and resumes one."""
 import csv
 import json
+import shutil
+import subprocess
 
 import pytest
 from conftest import PROJECT_ROOT
 
 from main import main
+from runtime.manifest import git_state
 
 EXAMPLE = str(PROJECT_ROOT / "config" / "example.yaml")
 
@@ -66,3 +69,21 @@ def test_a_fit_that_raises_is_recorded_as_failed(tmp_path, fast_args):
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "failed" and manifest["exit_status"] == 1
     assert "label_smoothing" in manifest["error"] and manifest["end_time"]
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_manifest_git_state_is_the_commit_and_whether_the_tree_is_dirty(tmp_path):
+    assert git_state(tmp_path) is None  # not a git repository
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "main.py").write_text("print('v1')\n")
+    git("add", "main.py")
+    git("commit", "-q", "-m", "v1")
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
+    assert git_state(tmp_path) == {"commit": head, "dirty": False}
+    (tmp_path / "main.py").write_text("print('v2')\n")
+    assert git_state(tmp_path) == {"commit": head, "dirty": True}
