@@ -44,24 +44,27 @@ class ImageClassifier(LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
-    def _step(self, batch, stage: str, metrics) -> torch.Tensor:
+    def _step(self, batch, batch_idx: int, stage: str, metrics) -> torch.Tensor:
         x, y = batch
         logits = self(x)
         loss = self.criterion(logits, y)
-        metrics.update(logits, y)
+        metrics.update(logits.detach(), y)
         # sync_dist: under DDP the logged loss is the mean over all ranks (torchmetrics sync themselves)
         self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, sync_dist=True)
-        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train")
+        if batch_idx == 0:
+            # Lightning keeps a reference to the metric objects, computes them at epoch end (over every batch
+            # updated above) and resets them: logging them once per epoch saves a costly log call per step.
+            self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train")
         return loss
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train", self.train_metrics)
+        return self._step(batch, batch_idx, "train", self.train_metrics)
 
     def validation_step(self, batch, batch_idx: int) -> None:
-        self._step(batch, "val", self.val_metrics)
+        self._step(batch, batch_idx, "val", self.val_metrics)
 
     def test_step(self, batch, batch_idx: int) -> None:
-        self._step(batch, "test", self.test_metrics)
+        self._step(batch, batch_idx, "test", self.test_metrics)
 
     def predict_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> dict:
         x = batch[0] if isinstance(batch, (list, tuple)) else batch
