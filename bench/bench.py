@@ -1,0 +1,264 @@
+"""Benchmark: does the generated project train as fast as a hand-written PyTorch loop, and start quickly?
+
+    make bench                      (or: .venv/bin/python bench/bench.py [--repeats 3] [--epochs 3] ...)
+    BENCH_MNIST_DIR=/path/holding/MNIST/raw make bench       (real MNIST instead of MNIST-shaped fake files)
+
+Bakes the default project (MNIST, resnet) and a digits one into build/bench/, then, on the same data
+with the same seed, measures for each dataset:
+
+  (1) the project's own training: ``python main.py fit -c config/example.yaml`` (LightningCLI, the
+      logger and callbacks of the config; progress bar off, no test after fit), timed by probe.py;
+  (2) a hand-written raw PyTorch loop (baselines.py raw): same network, optimizer, scheduler, batches;
+  (3) the compute floor (baselines.py floor): forward + backward + step on preloaded tensors, no loader;
+
+and the time of a bake, of ``python main.py --help``, of importing the project's code, and of the
+imports of lightning-hydra-template's train.py. Every measurement runs in a fresh process; repeats are
+interleaved (the order rotates) so that machine noise hits all of them alike; medians are reported.
+"""
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+TEMPLATE = BENCH.parent
+MNIST_ENV = "BENCH_MNIST_DIR"
+MODES = ("lightning", "raw", "floor")
+MODE_NAMES = {"lightning": "(1) Lightning: main.py fit", "raw": "(2) raw PyTorch loop", "floor": "(3) compute floor"}
+LHT_IMPORTS = ("import hydra, lightning, omegaconf, rich, rootutils; "
+               "from lightning import Callback, LightningDataModule, LightningModule, Trainer; "
+               "from lightning.pytorch.loggers import Logger")
+
+
+def run(command, cwd, env=None) -> tuple[float, float]:
+    """Run ``command``; return (wall seconds, CPU seconds of the child). A failure stops the benchmark."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if result.returncode != 0:
+        sys.exit(f"ERROR: {' '.join(map(str, command))} failed in {cwd}:\n{result.stdout[-2000:]}{result.stderr[-3000:]}")
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def bake(output_dir: Path, **answers) -> tuple[Path, float, float]:
+    """Bake the template with the cookiecutter command line (post-generation hook included)."""
+    command = [sys.executable, "-m", "cookiecutter", str(TEMPLATE), "--no-input", "-f", "-o", str(output_dir),
+               *(f"{key}={value}" for key, value in answers.items())]
+    wall, cpu = run(command, TEMPLATE)
+    return output_dir / answers["project_name"], wall, cpu
+
+
+def machine() -> str:
+    import torch
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return (f"{cpu or platform.machine()}, {len(os.sched_getaffinity(0))} usable cores, {gpu}; "
+            f"Python {platform.python_version()}, torch {torch.__version__} ({torch.get_num_threads()} threads)")
+
+
+def versions() -> str:
+    import pytorch_lightning
+
+    return f"pytorch-lightning {pytorch_lightning.__version__}"
+
+
+def startup(projects, repeats: int, work: Path) -> dict:
+    """Median (wall, CPU) seconds of a bake, main.py --help, the project's imports and reference imports."""
+    project = projects["mnist"]
+    python = sys.executable
+    tasks = {
+        "bake (cookiecutter + post-gen hook)": None,
+        "python main.py --help": ([python, "main.py", "--help"], project),
+        "python main.py fit --help": ([python, "main.py", "fit", "--help"], project),
+        "import the project (main, data, model, runtime)": ([python, "-c", "import main, data, model, runtime"], project),
+        "import torch": ([python, "-c", "import torch"], project),
+        "import pytorch_lightning": ([python, "-c", "import pytorch_lightning"], project),
+    }
+    try:
+        import hydra, rootutils  # noqa: F401, E401 - only whether they are installed
+        tasks["lightning-hydra-template train.py imports (lower bound of its --help)"] = ([python, "-c", LHT_IMPORTS], project)
+    except ImportError:
+        print("  (hydra-core / rootutils not installed: lightning-hydra-template's imports not measured)")
+    times = {name: [] for name in tasks}
+    for repeat in range(repeats):
+        names = list(tasks)
+        names = names[repeat % len(names):] + names[:repeat % len(names)]
+        for name in names:
+            if tasks[name] is None:
+                _, wall, cpu = bake(work / f"bake_{repeat}", project_name="bake_check")
+            else:
+                wall, cpu = run(*tasks[name])
+            times[name].append((wall, cpu))
+    return {name: (statistics.median(w for w, _ in runs), statistics.median(c for _, c in runs))
+            for name, runs in times.items()}
+
+
+def mnist_data(project: Path, work: Path) -> tuple[Path, str]:
+    """A data_dir holding MNIST/raw: real files from $BENCH_MNIST_DIR, else 60k/10k fake IDX files."""
+    if os.environ.get(MNIST_ENV):
+        root = Path(os.environ[MNIST_ENV]).expanduser().resolve()
+        if not (root / "MNIST" / "raw").is_dir():
+            sys.exit(f"ERROR: {MNIST_ENV}={root} must be a folder holding MNIST/raw/ (the IDX files)")
+        return root, f"real MNIST from {MNIST_ENV}"
+    root = work / "datasets"
+    if not (root / "MNIST" / "raw" / "t10k-labels-idx1-ubyte").is_file():
+        sys.path.insert(0, str(project / "tests"))
+        import fakes
+
+        fakes.write_mnist(root, "MNIST", n_train=60000, n_test=10000)
+    return root, "MNIST-shaped fake IDX files (60,000 train / 10,000 test, written by the project's tests/fakes.py)"
+
+
+def train_commands(mode: str, project: Path, data_dir: Path, epochs: int, train_batches, val_batches, out: Path,
+                   version: str):
+    python = sys.executable
+    if mode == "lightning":
+        command = [python, "main.py", "fit", "-c", "config/example.yaml", f"--data.init_args.data_dir={data_dir}",
+                   f"--trainer.max_epochs={epochs}", "--trainer.enable_progress_bar=false",
+                   f"--run.res_dir={out.parent / ('res_' + project.name)}", f"--run.version={version}", "--run.test_after_fit=false",
+                   "--trainer.callbacks+=probe.BenchProbe"]
+        if train_batches:
+            command.append(f"--trainer.limit_train_batches={train_batches}")
+        if val_batches:
+            command.append(f"--trainer.limit_val_batches={val_batches}")
+    else:
+        command = [python, str(BENCH / "baselines.py"), mode, "--out", str(out), f"--data-dir={data_dir}",
+                   f"--epochs={epochs}"]
+        if train_batches:
+            command.append(f"--train-batches={train_batches}")
+        if val_batches:
+            command.append(f"--val-batches={val_batches}")
+    env = {**os.environ, "PYTHONPATH": str(BENCH), "BENCH_PROBE_OUT": str(out)}
+    return command, env
+
+
+def train_benchmark(project: Path, data_dir: Path, repeats: int, epochs: int, train_batches, val_batches,
+                    work: Path) -> dict:
+    """Per mode, the per-repeat epoch records of probe.py / baselines.py (interleaved repeats)."""
+    results = {mode: [] for mode in MODES}
+    for repeat in range(repeats):
+        order = MODES[repeat % 3:] + MODES[:repeat % 3]
+        for mode in order:
+            out = work / f"{project.name}_{mode}_{repeat}.json"
+            command, env = train_commands(mode, project, data_dir, epochs, train_batches, val_batches, out,
+                                          version=f"bench_{repeat}")
+            wall, _ = run(command, project, env=env)
+            record = json.loads(out.read_text())
+            record["process_s"] = wall
+            results[mode].append(record)
+            print(f"  repeat {repeat + 1}/{repeats} {mode:9s}: {summarise([record])['samples_per_s']:8.1f} samples/s, "
+                  f"process {wall:.1f} s", flush=True)
+    return results
+
+
+def summarise(records: list) -> dict:
+    """Medians over repeats of: training samples/s and seconds per epoch, whole-epoch seconds (training,
+    validation, checkpoints, logging), seconds of the whole process, last validation accuracy.
+
+    The first epoch of every run is left out of the speeds (warm-up: one-time allocations and kernel
+    selection, lazily imported code); each run trains at least two epochs."""
+    def steady(record):
+        return record["epochs"][1:] or record["epochs"]
+
+    def per_epoch(record, key):
+        return statistics.mean(e[key] for e in steady(record))
+
+    speeds = [sum(e["samples"] for e in steady(r)) / sum(e["train_s"] for e in steady(r)) for r in records]
+    accuracies = [r["epochs"][-1].get("val_acc") for r in records]
+    return {
+        "samples_per_s": statistics.median(speeds),
+        "train_s_per_epoch": statistics.median(per_epoch(r, "train_s") for r in records),
+        "epoch_s": statistics.median(per_epoch(r, "epoch_s") for r in records),
+        "process_s": statistics.median(r["process_s"] for r in records),
+        "samples_per_epoch": records[0]["epochs"][0]["samples"],
+        "val_acc": statistics.median(accuracies) if None not in accuracies else None,
+        "first_batches": [e.get("first_batch") for e in records[0]["epochs"]],
+    }
+
+
+def print_training(title: str, summary: dict) -> dict:
+    print(f"\n{title}")
+    print(f"  {'':30s} {'samples/s':>10s} {'train s/epoch':>14s} {'epoch s':>8s} {'val acc':>8s} {'process s':>10s}")
+    for mode in MODES:
+        s = summary[mode]
+        accuracy = f"{s['val_acc']:.4f}" if s["val_acc"] is not None else "-"
+        print(f"  {MODE_NAMES[mode]:30s} {s['samples_per_s']:10.1f} {s['train_s_per_epoch']:14.2f} "
+              f"{s['epoch_s']:8.2f} {accuracy:>8s} {s['process_s']:10.1f}")
+    ratios = {"(1)/(2)": summary["lightning"]["samples_per_s"] / summary["raw"]["samples_per_s"],
+              "(1)/(3)": summary["lightning"]["samples_per_s"] / summary["floor"]["samples_per_s"]}
+    same = summary["lightning"]["first_batches"] == summary["raw"]["first_batches"]
+    print(f"  (1)/(2) = {ratios['(1)/(2)']:.3f} (target >= 0.97)    (1)/(3) = {ratios['(1)/(3)']:.3f} (target >= 0.85)")
+    print(f"  (1) and (2) trained on the same batches (first batch of every epoch compared): {'yes' if same else 'NO'}")
+    return {**ratios, "same_batches": same}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats of every measurement (median)")
+    parser.add_argument("--epochs", type=int, default=3, help="training epochs per run")
+    parser.add_argument("--datasets", default="digits,mnist", help="comma-separated: digits, mnist")
+    parser.add_argument("--backbone", default="resnet", choices=["resnet", "cnn", "mlp"])
+    parser.add_argument("--mnist-train-batches", type=int, default=8,
+                        help="training batches (of 128) per epoch on MNIST; 0: all 422 (hours for resnet on a CPU)")
+    parser.add_argument("--mnist-val-batches", type=int, default=4, help="validation batches per epoch on MNIST; 0: all")
+    parser.add_argument("--work", default=str(TEMPLATE / "build" / "bench"), help="bakes, data and results go here")
+    args = parser.parse_args()
+    datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
+    if not datasets or set(datasets) - {"digits", "mnist"}:
+        sys.exit(f"ERROR: --datasets takes digits and/or mnist, got {args.datasets!r}")
+    if args.repeats < 1 or args.epochs < 2:
+        sys.exit("ERROR: --repeats must be at least 1 and --epochs at least 2 (the first epoch is warm-up)")
+
+    work = Path(args.work).resolve()
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    load_before = os.getloadavg()
+    print(f"machine: {machine()}; {versions()}")
+    print(f"load average before: {load_before[0]:.2f} (1 min)")
+
+    projects = {}
+    for dataset in ("mnist", "digits"):
+        projects[dataset], _, _ = bake(work, project_name=f"bench_{dataset}", dataset=dataset, model=args.backbone)
+    print(f"\nStartup (median of {args.repeats}; wall s, CPU s of the process)")
+    timings = startup(projects, args.repeats, work)
+    for name, (wall, cpu) in timings.items():
+        print(f"  {name:72s} {wall:6.2f} {cpu:6.2f}")
+
+    report = {"machine": machine(), "startup": timings, "training": {}}
+    for dataset in datasets:
+        project = projects[dataset]
+        if dataset == "digits":
+            data_dir, source = work / "datasets", "scikit-learn digits (real, 8x8)"
+            train_batches = val_batches = None
+        else:
+            data_dir, source = mnist_data(project, work)
+            train_batches, val_batches = args.mnist_train_batches or None, args.mnist_val_batches or None
+        print(f"\n{dataset}: {source}; backbone {args.backbone}; {args.epochs} epochs per run; "
+              f"{args.repeats} interleaved repeats", flush=True)
+        results = train_benchmark(project, data_dir, args.repeats, args.epochs, train_batches, val_batches, work)
+        summary = {mode: summarise(records) for mode, records in results.items()}
+        limit = "all batches" if not train_batches else f"{train_batches} batches"
+        title = (f"{dataset} ({source}), {args.backbone}: {summary['lightning']['samples_per_epoch']} training samples "
+                 f"per epoch ({limit}), median of {args.repeats}")
+        report["training"][dataset] = {"source": source, "summary": summary, **print_training(title, summary)}
+    load_after = os.getloadavg()
+    print(f"\nload average after: {load_after[0]:.2f} (1 min); other processes on this machine add noise")
+    (work / "results.json").write_text(json.dumps(report, indent=2, default=str))
+    print(f"results: {work / 'results.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
