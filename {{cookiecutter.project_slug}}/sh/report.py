@@ -119,11 +119,12 @@ def mean_std(values) -> tuple:
 
 
 def fmt(value) -> str:
-    """A metric with 4 decimals; anything else as it reads (hyperparameters: 0.001, 1e-05, cnn)."""
+    """A metric with 4 decimals; an epoch count as it is; "-" for nothing."""
     return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 def fmt_param(value) -> str:
+    """A hyperparameter as it reads: 0.001, 1e-05, cnn."""
     return "-" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
 
@@ -162,6 +163,9 @@ def print_tables(records, groups, keys, metric, test_key, several) -> None:
         runs.add_row(name, r["status"], *(fmt_param(r["params"].get(k)) for k in keys), fmt(r.get("epochs")),
                      "-" if duration is None else f"{duration:.1f}s", fmt(r["best"]), fmt(r["test_value"]))
     console.print(runs)
+    for r in records:
+        if r.get("note"):
+            console.print(f"{r['experiment']}/{r['version']}: {r['note']}", markup=False)
     if any(len(members) > 1 for members in groups):
         table = Table(title="versions differing only by seed: mean ± std", title_justify="left")
         for column in (["experiment"] if several else []) + [*params, "finished", f"best {metric}", test_key]:
