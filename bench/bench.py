@@ -121,7 +121,7 @@ def mnist_data(project: Path, work: Path) -> tuple[Path, str]:
 
 
 def train_commands(mode: str, project: Path, data_dir: Path, epochs: int, train_batches, val_batches, out: Path,
-                   version: str):
+                   version: str, threads):
     python = sys.executable
     if mode == "lightning":
         command = [python, "main.py", "fit", "-c", "config/example.yaml", f"--data.init_args.data_dir={data_dir}",
@@ -140,11 +140,13 @@ def train_commands(mode: str, project: Path, data_dir: Path, epochs: int, train_
         if val_batches:
             command.append(f"--val-batches={val_batches}")
     env = {**os.environ, "PYTHONPATH": str(BENCH), "BENCH_PROBE_OUT": str(out)}
+    if threads:
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
     return command, env
 
 
 def train_benchmark(project: Path, data_dir: Path, repeats: int, epochs: int, train_batches, val_batches,
-                    work: Path) -> dict:
+                    work: Path, threads) -> dict:
     """Per mode, the per-repeat epoch records of probe.py / baselines.py (interleaved repeats)."""
     results = {mode: [] for mode in MODES}
     for repeat in range(repeats):
@@ -152,7 +154,7 @@ def train_benchmark(project: Path, data_dir: Path, repeats: int, epochs: int, tr
         for mode in order:
             out = work / f"{project.name}_{mode}_{repeat}.json"
             command, env = train_commands(mode, project, data_dir, epochs, train_batches, val_batches, out,
-                                          version=f"bench_{repeat}")
+                                          version=f"bench_{repeat}", threads=threads)
             wall, _ = run(command, project, env=env)
             record = json.loads(out.read_text())
             record["process_s"] = wall
@@ -212,6 +214,9 @@ def main() -> int:
     parser.add_argument("--mnist-train-batches", type=int, default=8,
                         help="training batches (of 128) per epoch on MNIST; 0: all 422 (hours for resnet on a CPU)")
     parser.add_argument("--mnist-val-batches", type=int, default=4, help="validation batches per epoch on MNIST; 0: all")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads of every training process (default: torch's choice, one per usable core); "
+                             "1 keeps timings stable when other processes share the cores")
     parser.add_argument("--work", default=str(TEMPLATE / "build" / "bench"), help="bakes, data and results go here")
     args = parser.parse_args()
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
@@ -225,7 +230,8 @@ def main() -> int:
         shutil.rmtree(work)
     work.mkdir(parents=True)
     load_before = os.getloadavg()
-    print(f"machine: {machine()}; {versions()}")
+    described = f"{machine()}; {versions()}"
+    print(f"machine: {described}")
     print(f"load average before: {load_before[0]:.2f} (1 min)")
 
     projects = {}
@@ -236,7 +242,8 @@ def main() -> int:
     for name, (wall, cpu) in timings.items():
         print(f"  {name:72s} {wall:6.2f} {cpu:6.2f}")
 
-    report = {"machine": machine(), "startup": timings, "training": {}}
+    threads = f"{args.threads} torch threads" if args.threads else "default torch threads"
+    report = {"machine": described, "arguments": vars(args), "startup": timings, "training": {}}
     for dataset in datasets:
         project = projects[dataset]
         if dataset == "digits":
@@ -245,15 +252,17 @@ def main() -> int:
         else:
             data_dir, source = mnist_data(project, work)
             train_batches, val_batches = args.mnist_train_batches or None, args.mnist_val_batches or None
-        print(f"\n{dataset}: {source}; backbone {args.backbone}; {args.epochs} epochs per run; "
-              f"{args.repeats} interleaved repeats", flush=True)
-        results = train_benchmark(project, data_dir, args.repeats, args.epochs, train_batches, val_batches, work)
+        print(f"\n{dataset}: {source}; backbone {args.backbone}; {args.epochs} epochs per run (the first is warm-up); "
+              f"{args.repeats} interleaved repeats; {threads}", flush=True)
+        results = train_benchmark(project, data_dir, args.repeats, args.epochs, train_batches, val_batches, work,
+                                  args.threads)
         summary = {mode: summarise(records) for mode, records in results.items()}
         limit = "all batches" if not train_batches else f"{train_batches} batches"
-        title = (f"{dataset} ({source}), {args.backbone}: {summary['lightning']['samples_per_epoch']} training samples "
-                 f"per epoch ({limit}), median of {args.repeats}")
+        title = (f"{dataset}, {args.backbone}, {threads}: {summary['lightning']['samples_per_epoch']} training samples "
+                 f"per epoch ({limit}), median of {args.repeats} runs of {args.epochs - 1} timed epochs")
         report["training"][dataset] = {"source": source, "summary": summary, **print_training(title, summary)}
     load_after = os.getloadavg()
+    report["load_average"] = {"before": load_before[0], "after": load_after[0]}
     print(f"\nload average after: {load_after[0]:.2f} (1 min); other processes on this machine add noise")
     (work / "results.json").write_text(json.dumps(report, indent=2, default=str))
     print(f"results: {work / 'results.json'}")
