@@ -111,7 +111,7 @@ def main() -> int:
         checkpoint = Path(tempfile.mkdtemp()) / "last.pt"
         for _ in range(args.epochs):
             start = time.perf_counter()
-            loss_sum, correct, samples = torch.zeros(()), torch.zeros((), dtype=torch.long), 0
+            loss_sum, correct, samples, step_ends = torch.zeros(()), torch.zeros((), dtype=torch.long), 0, []
             for i, (x, y) in enumerate(train_loader):
                 if i == train_limit:
                     break
@@ -125,6 +125,7 @@ def main() -> int:
                 loss_sum += loss.detach() * len(y)
                 correct += (logits.detach().argmax(dim=1) == y).sum()
                 samples += len(y)
+                step_ends.append(time.perf_counter() - start)
             train_s = time.perf_counter() - start
             val_acc = validate(net, val_loader, val_limit)
             scheduler.step()
@@ -132,19 +133,22 @@ def main() -> int:
             print(f"epoch {len(epochs)}: train loss {float(loss_sum) / samples:.4f} "
                   f"acc {float(correct) / samples:.4f}, val acc {val_acc:.4f}", flush=True)
             epochs.append({"train_s": train_s, "epoch_s": time.perf_counter() - start, "samples": samples,
-                           "val_acc": val_acc, "first_batch": first})
+                           "val_acc": val_acc, "first_batch": first, "step_ends": step_ends})
     else:
         for _ in range(args.epochs):
             order = torch.randperm(len(y_train)).split(batch_size)[:train_limit if train_limit > 0 else None]
             prepared = [(x_train[index], y_train[index]) for index in order]
+            step_ends = []
             start = time.perf_counter()
             for x, y in prepared:
                 optimizer.zero_grad(set_to_none=True)
                 criterion(net(x), y).backward()
                 optimizer.step()
+                step_ends.append(time.perf_counter() - start)
             train_s = time.perf_counter() - start
             scheduler.step()
-            epochs.append({"train_s": train_s, "epoch_s": train_s, "samples": sum(len(y) for _, y in prepared)})
+            epochs.append({"train_s": train_s, "epoch_s": train_s, "samples": sum(len(y) for _, y in prepared),
+                           "step_ends": step_ends})
     Path(args.out).write_text(json.dumps({"epochs": epochs}))
     return 0
 

@@ -1,9 +1,9 @@
 """A Lightning callback the benchmark appends to a generated project's run (``--trainer.callbacks+=probe.BenchProbe``).
 
-It reads clocks only: per training epoch, the time from the epoch's start to its last training
-step (the training phase), the whole epoch up to the next one's start (validation, checkpoints,
-logging included), the samples trained, the validation accuracy and a checksum of the first
-batch's labels (to check that the raw loop saw the same batches). Written as JSON to
+It reads clocks only: per training epoch, the time from the epoch's start to the end of each
+training step (the training phase), the whole epoch up to the next one's start (validation,
+checkpoints, logging included), the samples trained, the validation accuracy and a checksum of the
+first batch's labels (to check that the raw loop saw the same batches). Written as JSON to
 ``$BENCH_PROBE_OUT`` when training ends.
 """
 import json
@@ -29,7 +29,7 @@ class BenchProbe(Callback):
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._close_epoch()
-        self.epochs.append({"start": time.perf_counter(), "samples": 0})
+        self.epochs.append({"start": time.perf_counter(), "samples": 0, "step_ends": []})
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if batch_idx == 0:
@@ -38,6 +38,7 @@ class BenchProbe(Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         epoch = self.epochs[-1]
         epoch["train_s"] = time.perf_counter() - epoch["start"]
+        epoch["step_ends"].append(epoch["train_s"])
         epoch["samples"] += len(batch[1])
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
