@@ -17,7 +17,7 @@ from pytorch_lightning.cli import LightningCLI
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from data import DatasetNotFoundError
-from runtime.checkpoints import resolve_checkpoint
+from runtime.checkpoints import resolve_checkpoint, use_atomic_checkpoints
 from runtime.checks import ConfigError, check_callbacks, check_hardware
 from runtime.errors import cause_of_type, one_line, parse_error_message
 from runtime.gpus import select_gpus
@@ -71,13 +71,15 @@ class ResearchCLI(LightningCLI):
             config.return_predictions = False  # they go to predictions.csv; do not also hold them all in memory
 
     def before_fit(self) -> None:
-        """Lock and guard the run folder, start manifest.json, and record history.csv whatever the logger."""
+        """Lock and guard the run folder, start manifest.json, record history.csv whatever the logger,
+        and write checkpoints atomically."""
         config = self.config[self.subcommand]
         self.manifest = RunManifest(self.paths, command=self.command_line, config=config.as_dict(),
                                     seed=config.seed_everything, project_root=PROJECT_ROOT,
                                     resumed_from=config.ckpt_path, overwrite=self.run_config.overwrite,
                                     enabled=rank_zero_only.rank == 0)
         self.trainer.callbacks.insert(0, HistoryCSV(self.paths.history_file))  # ahead of the checkpoints
+        use_atomic_checkpoints(self.trainer)
 
     def fit(self, **kwargs) -> None:
         with self.manifest.watching():
@@ -89,7 +91,7 @@ class ResearchCLI(LightningCLI):
             if self.trainer.is_global_zero:
                 record(self.paths, "fit", summary)
             if self.run_config.test_after_fit and not self.trainer.interrupted:
-                ckpt_path = "best" if summary["best_model_path"] else None
+                ckpt_path = summary["best_model_path"]  # the path itself: "best" is ambiguous with two ModelCheckpoints
                 self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path)
                 self.after_test()
         self.manifest.finish("interrupted" if self.trainer.interrupted else "finished")

@@ -3,6 +3,7 @@ import csv
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -12,9 +13,11 @@ def _umask() -> int:
     return mask
 
 
-def write_text_atomic(path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``.
+@contextmanager
+def atomic_file(path, mode: str = "w"):
+    """Open a temporary file beside ``path`` for writing; on success it is synced and renamed over ``path``.
 
+    A crash or an exception inside the block leaves ``path`` as it was and no temporary behind.
     The file gets the permissions a plain ``open(path, "w")`` would give (0666 minus the umask),
     not mkstemp's private 0600, so results stay readable by the group on a shared cluster.
     """
@@ -23,14 +26,20 @@ def write_text_atomic(path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, mode) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_text_atomic(path, text: str) -> None:
+    """Replace ``path`` with ``text`` atomically."""
+    with atomic_file(path) as f:
+        f.write(text)
 
 
 def write_json_atomic(path, data) -> None:
