@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_WORKERS ?= 2
+BENCH_ARGS ?=
 
 .PHONY: venv demo test test-fast bench clean
 
@@ -26,9 +27,9 @@ test: venv
 test-fast: venv
 	$(PY) -m pytest tests -m "not slow" -n $(PYTEST_WORKERS)
 
-## Benchmark: Lightning vs hand-written loop vs compute floor (prints ratios).
+## Benchmark: Lightning vs hand-written loop vs compute floor (prints ratios). BENCH_ARGS="--repeats 5" etc.
 bench: venv
-	$(PY) bench/bench.py
+	$(PY) bench/bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf build .pytest_cache
