@@ -6,9 +6,10 @@
 ``raw``: the loop a careful engineer writes by hand without Lightning: the same network (the project's
 model/_common.py), optimizer, scheduler, seed, split and batch size as the config; the data decoded once
 and normalised once up front (with the project's own arithmetic, so the inputs are bit-identical), a
-DataLoader cutting whole shuffled batches by index (no per-sample collate, no workers), loss and accuracy accumulated on the device without per-step syncs, and per epoch a
-validation pass and a checkpoint of model and optimizer. Seeded as Lightning seeds (its sanity check
-restores the RNG afterwards), the shuffled batches are the very batches Lightning trains on.
+DataLoader cutting whole shuffled batches by index (no per-sample collate, no workers), loss and
+accuracy accumulated on the device without per-step syncs, and per epoch a validation pass and a
+checkpoint of model and optimizer. Seeded as Lightning seeds (its sanity check restores the RNG
+afterwards), the shuffled batches are the very batches Lightning trains on.
 
 ``floor``: forward + backward + optimizer step on batches sliced in advance from preloaded tensors:
 no loader, no metrics, no validation: what the same eager PyTorch training costs with nothing around it.

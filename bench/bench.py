@@ -16,6 +16,7 @@ imports of lightning-hydra-template's train.py. Every measurement runs in a fres
 interleaved (the order rotates) so that machine noise hits all of them alike; medians are reported.
 """
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -45,7 +46,8 @@ def run(command, cwd, env=None) -> tuple[float, float]:
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if result.returncode != 0:
-        sys.exit(f"ERROR: {' '.join(map(str, command))} failed in {cwd}:\n{result.stdout[-2000:]}{result.stderr[-3000:]}")
+        output = result.stdout[-2000:] + result.stderr[-3000:]
+        sys.exit(f"ERROR: {' '.join(map(str, command))} failed in {cwd}:\n{output}")
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
@@ -81,15 +83,16 @@ def startup(projects, repeats: int, work: Path) -> dict:
         "bake (cookiecutter + post-gen hook)": None,
         "python main.py --help": ([python, "main.py", "--help"], project),
         "python main.py fit --help": ([python, "main.py", "fit", "--help"], project),
-        "import the project (main, data, model, runtime)": ([python, "-c", "import main, data, model, runtime"], project),
+        "import the project (main, data, model, runtime)":
+            ([python, "-c", "import main, data, model, runtime"], project),
         "import torch": ([python, "-c", "import torch"], project),
         "import pytorch_lightning": ([python, "-c", "import pytorch_lightning"], project),
     }
-    try:
-        import hydra, rootutils  # noqa: F401, E401 - only whether they are installed
-        tasks["lightning-hydra-template train.py imports (lower bound of its --help)"] = ([python, "-c", LHT_IMPORTS], project)
-    except ImportError:
-        print("  (hydra-core / rootutils not installed: lightning-hydra-template's imports not measured)")
+    if all(importlib.util.find_spec(name) for name in ("hydra", "lightning", "rootutils")):
+        tasks["lightning-hydra-template train.py imports (lower bound of its --help)"] = \
+            ([python, "-c", LHT_IMPORTS], project)
+    else:
+        print("  (hydra-core / lightning / rootutils not installed: lightning-hydra-template's imports not measured)")
     times = {name: [] for name in tasks}
     for repeat in range(repeats):
         names = list(tasks)
@@ -126,8 +129,8 @@ def train_commands(mode: str, project: Path, data_dir: Path, epochs: int, train_
     if mode == "lightning":
         command = [python, "main.py", "fit", "-c", "config/example.yaml", f"--data.init_args.data_dir={data_dir}",
                    f"--trainer.max_epochs={epochs}", "--trainer.enable_progress_bar=false",
-                   f"--run.res_dir={out.parent / ('res_' + project.name)}", f"--run.version={version}", "--run.test_after_fit=false",
-                   "--trainer.callbacks+=probe.BenchProbe"]
+                   f"--run.res_dir={out.parent / ('res_' + project.name)}", f"--run.version={version}",
+                   "--run.test_after_fit=false", "--trainer.callbacks+=probe.BenchProbe"]
         if train_batches:
             command.append(f"--trainer.limit_train_batches={train_batches}")
         if val_batches:
@@ -179,7 +182,8 @@ def summarise(records: list) -> dict:
         return statistics.mean(e[key] for e in steady(record))
 
     speeds = [sum(e["samples"] for e in steady(r)) / sum(e["train_s"] for e in steady(r)) for r in records]
-    steps = [end - begin for r in records for e in steady(r) for begin, end in zip([0.0, *e["step_ends"]], e["step_ends"])]
+    steps = [end - begin for r in records for e in steady(r)
+             for begin, end in zip([0.0, *e["step_ends"]], e["step_ends"])]
     accuracies = [r["epochs"][-1].get("val_acc") for r in records]
     return {
         "samples_per_s": statistics.median(speeds),
@@ -223,7 +227,8 @@ def main() -> int:
     parser.add_argument("--backbone", default="resnet", choices=["resnet", "cnn", "mlp"])
     parser.add_argument("--mnist-train-batches", type=int, default=8,
                         help="training batches (of 128) per epoch on MNIST; 0: all 422 (hours for resnet on a CPU)")
-    parser.add_argument("--mnist-val-batches", type=int, default=4, help="validation batches per epoch on MNIST; 0: all")
+    parser.add_argument("--mnist-val-batches", type=int, default=4,
+                        help="validation batches per epoch on MNIST; 0: all")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads of every training process (default: torch's choice, one per usable core); "
                              "1 keeps timings stable when other processes share the cores")

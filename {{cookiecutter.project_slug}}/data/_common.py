@@ -166,7 +166,8 @@ class ImageFilesDataset(Dataset):
             raise DatasetNotFoundError(f"predict_dir {folder} is not a folder; point it at a folder of image files")
         self.files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
         if not self.files:
-            raise DatasetNotFoundError(f"predict_dir {folder} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
+            raise DatasetNotFoundError(f"predict_dir {folder} holds no image files ({suffixes})")
         self.sample_ids = [p.relative_to(folder).as_posix() for p in self.files]
         channels, height, width = input_shape
         self.mode = {1: "L", 3: "RGB"}[channels]
