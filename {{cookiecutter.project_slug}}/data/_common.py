@@ -195,7 +195,8 @@ def batch_loader(dataset: TensorImageDataset, batch_size: int, shuffle: bool, pi
 
     It is a plain sampler-based loader, so Lightning can swap in a DistributedSampler under DDP.
     No worker processes: slicing a batch from memory is far cheaper than sending it between processes.
-    ``pin_memory`` (page-locked batches, so the copy to a GPU can overlap compute) only helps on a GPU.
+    ``pin_memory`` (page-locked batches: Lightning's ``non_blocking`` copy to the GPU then overlaps compute)
+    only helps on a GPU.
     """
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, collate_fn=keep_batch, pin_memory=pin_memory)
 
