@@ -8,7 +8,7 @@ import yaml
 from conftest import bake
 
 CHOICES = json.loads((__import__("conftest").TEMPLATE / "cookiecutter.json").read_text())
-CHOICE_PROMPTS = [key for key, value in CHOICES.items() if isinstance(value, list)]
+CHOICE_PROMPTS = [key for key, value in CHOICES.items() if isinstance(value, list) and not key.startswith("_")]
 DATASET_FILES = {"mnist": "mnist.py", "fashion_mnist": "mnist.py", "cifar10": "cifar10.py",
                  "digits": "digits.py", "imagefolder": "imagefolder.py"}
 

@@ -278,11 +278,14 @@ def test_slurm_job_trains_is_requeued_on_sigusr1_and_resumes(cookies, tmp_path):
     assert (tmp_path / "scontrol.log").read_text().split() == ["requeue", "4242"]
     assert "SLURM auto-requeueing enabled" in (tmp_path / "job1.log").read_text()
 
-    epoch = torch.load(out / "hpc_ckpt_1.ckpt", map_location="cpu", weights_only=False)["epoch"]
+    # Training goes on between the requeue and SLURM's kill, so last.ckpt may be newer: resume takes the newest.
+    newest, name = max([(out / "hpc_ckpt_1.ckpt", "hpc"), (out / "checkpoints" / "last.ckpt", "last")],
+                       key=lambda candidate: candidate[0].stat().st_mtime)
+    epoch = torch.load(newest, map_location="cpu", weights_only=False)["epoch"]
     requeued = run(["bash", script, "baseline", "0", *FAST, f"--trainer.max_epochs={epoch + 2}"], tmp_path, env=env)
     assert_ok(requeued)
-    assert "--ckpt_path hpc" in requeued.stdout
-    assert f"Restored all states from the checkpoint at {out / 'hpc_ckpt_1.ckpt'}" in requeued.stdout + requeued.stderr
+    assert f"--ckpt_path {name}" in requeued.stdout
+    assert f"Restored all states from the checkpoint at {newest}" in requeued.stdout + requeued.stderr
     fit_record = json.loads((out / "metrics.json").read_text())["fit"]
     assert fit_record["status"] == "finished" and fit_record["epochs"] == epoch + 2
 

@@ -9,11 +9,12 @@ from test_bake_choices import CASES
 
 pytestmark = pytest.mark.slow
 
-# A representative subset: every dataset, model and logger appears at least once.
+# A representative subset: every dataset, model, logger and search choice appears at least once.
+# Their own slow tests (every debug preset trained) run once, in tests/test_choices_run.py.
 REPRESENTATIVE = [
     {},
-    {"dataset": "digits", "model": "cnn", "logger": "csv"},
-    {"dataset": "cifar10", "model": "mlp", "logger": "none"},
+    {"dataset": "digits", "model": "cnn", "logger": "csv", "hparam_search": "optuna"},
+    {"dataset": "cifar10", "model": "mlp", "logger": "none", "hparam_search": "none"},
     {"dataset": "fashion_mnist", "model": "cnn", "logger": "mlflow"},
     {"dataset": "imagefolder", "model": "cnn", "logger": "wandb"},
 ]
@@ -43,7 +44,7 @@ def fake_data_args(project, dataset, tmp_path):
 @pytest.mark.parametrize("answers", REPRESENTATIVE, ids=lambda a: ",".join(f"{k}={v}" for k, v in a.items()) or "defaults")
 def test_project_tests_pass_and_a_version_trains(cookies, tmp_path, answers):
     project = bake(cookies, **answers)
-    own_tests = run_python(["-m", "pytest", "-q", "-p", "no:cacheprovider"], project, env=OFFLINE)
+    own_tests = run_python(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow"], project, env=OFFLINE)
     assert own_tests.returncode == 0, own_tests.stdout[-3000:] + own_tests.stderr[-3000:]
 
     data_args = fake_data_args(project, answers.get("dataset", "mnist"), tmp_path)
@@ -76,12 +77,24 @@ def test_missing_mnist_gives_one_clear_line(cookies):
     assert "Traceback" not in fit.stderr
 
 
+# Both configs of a bake checked in one process (LightningCLI's --print_config exits after printing).
+PRINT_CONFIGS = """
+import contextlib, io, os, sys
+sys.path.insert(0, os.getcwd())  # as `python main.py` has it: the configs' class paths import from the project
+from main import main
+for configs in (["config/example.yaml"], ["config/baseline/share.yaml", "config/baseline/version_0/version.yaml"]):
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed), contextlib.suppress(SystemExit):
+        main(["fit", *[arg for config in configs for arg in ("-c", config)], "--print_config"])
+    assert "class_path: model.ImageClassifier" in printed.getvalue(), (configs, printed.getvalue())
+    print("printed", *configs)
+"""
+
+
 @pytest.mark.parametrize("key,value", CASES, ids=[f"{k}={v}" for k, v in CASES])
 def test_every_choice_gives_a_valid_lightning_config(cookies, key, value):
     answers = {key: value, **({"devices": "2"} if (key, value) == ("strategy", "ddp") else {})}
     project = bake(cookies, **answers)
-    for config in (["-c", "config/example.yaml"],
-                   ["-c", "config/baseline/share.yaml", "-c", "config/baseline/version_0/version.yaml"]):
-        printed = run_python(["main.py", "fit", *config, "--print_config"], project)
-        assert printed.returncode == 0, printed.stderr[-3000:]
-        assert "class_path: model.ImageClassifier" in printed.stdout
+    printed = run_python(["-c", PRINT_CONFIGS], project)
+    assert printed.returncode == 0, printed.stderr[-3000:]
+    assert printed.stdout.count("printed config/") == 2, printed.stdout[-3000:]

@@ -78,12 +78,10 @@ def _route_logger(logger, paths: RunPaths) -> None:
         args.save_dir, args.name, args.version = str(paths.res_dir), paths.experiment, paths.version
     elif name == "WandbLogger":
         args.save_dir, args.name = str(paths.run_dir), f"{paths.experiment}/{paths.version}"
-        paths.run_dir.mkdir(parents=True, exist_ok=True)
     elif name == "MLFlowLogger":
         args.experiment_name, args.run_name = paths.experiment, paths.version
         args.tracking_uri = f"sqlite:///{paths.res_dir / 'mlflow.db'}"
         args.artifact_location = (paths.res_dir / "mlartifacts" / paths.experiment).as_uri()
-        paths.res_dir.mkdir(parents=True, exist_ok=True)
 
 
 def route_outputs(trainer_config, paths: RunPaths) -> None:
