@@ -18,7 +18,27 @@ class UsageError(Exception):
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse that reports a bad command line as a UsageError (one ``ERROR:`` line, exit 2), not a usage page."""
+    """argparse that reports a bad command line as a UsageError (one ``ERROR:`` line, exit 2), not a usage page.
+
+    Options added with ``add_arguments_option`` take other programs' arguments as their value, so
+    ``-o "--trainer.max_epochs=3"`` works (plain argparse takes such a value for an unknown option).
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._arguments_options = set()
+
+    def add_arguments_option(self, *flags, **kwargs):
+        self._arguments_options.update(flags)
+        return self.add_argument(*flags, **kwargs)
+
+    def parse_known_args(self, args=None, namespace=None):
+        tokens = iter(sys.argv[1:] if args is None else args)
+        glued = []
+        for token in tokens:
+            value = next(tokens, None) if token in self._arguments_options else None
+            glued.append(token if value is None else f"{token}={value}")
+        return super().parse_known_args(glued, namespace)
 
     def error(self, message):
         raise UsageError(f"{message} (see {self.prog} --help)")

@@ -47,7 +47,7 @@ def parse_args(argv=None):
     parser.add_argument("-c", "--config", default="config", help="config folder (default: ./config)")
     parser.add_argument("-t", "--template", default="config/template.yaml", help="share.yaml of a new experiment")
     parser.add_argument("-d", "--desc", default="", help="desc.txt of a new experiment")
-    parser.add_argument("-o", "--other_para", default="", help='extra main.py arguments, e.g. "--trainer.max_epochs=5"')
+    parser.add_arguments_option("-o", "--other_para", default="", help='extra main.py arguments, e.g. "--trainer.max_epochs=5"')
     return parser.parse_args(argv)
 
 

@@ -55,7 +55,7 @@ def parse_args(argv=None):
     which.add_argument("--all_ver", action="store_true", help="every version of -e")
     which.add_argument("--all_ex", action="store_true", help="every version of every experiment")
     parser.add_argument("-c", "--config", default="config", help="config folder (default: ./config of the project)")
-    parser.add_argument("-o", "--other_para", default="", help='extra main.py arguments, e.g. "--trainer.max_epochs=3"')
+    parser.add_arguments_option("-o", "--other_para", default="", help='extra main.py arguments, e.g. "--trainer.max_epochs=3"')
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     parser.add_argument("--jobs", type=int, help="versions run at once (default 1, or one per GPU group)")
     parser.add_argument("--gpus", help="GPU ids shared out to the runs through CUDA_VISIBLE_DEVICES, e.g. 0,1,2,3")

@@ -67,6 +67,13 @@ def test_o_is_split_like_a_shell_and_passed_to_main(tmp_path, capsys):
     assert command[-3:] == ["--trainer.max_epochs=3", "--x.name", "a b"]
 
 
+@pytest.mark.parametrize("flag", ["-o", "--other_para"])
+def test_o_takes_a_single_option_as_its_value(tmp_path, capsys, flag):
+    make_experiment(tmp_path)
+    [command] = dry_run(capsys, tmp_path, "-e", "exp", "-v", "0", flag, "--trainer.max_epochs=3")
+    assert command[-1] == "--trainer.max_epochs=3" and command[-2].endswith("version.yaml")
+
+
 def test_all_ver_runs_every_version_of_the_experiment(tmp_path, capsys):
     make_experiment(tmp_path)
     make_experiment(tmp_path, "other", 2)
