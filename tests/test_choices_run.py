@@ -150,7 +150,9 @@ def test_bf16_mixed_trains_on_cpu_under_autocast(cookies):
     ({"strategy": "fsdp"}, "strategy 'fsdp' (FSDP) runs on CUDA GPUs only"),
     ({"strategy": "deepspeed"}, "strategy 'deepspeed' (DeepSpeed) runs on CUDA GPUs only"),
     ({"precision": "16-mixed"}, "precision '16-mixed' needs a CUDA GPU"),
-], ids=["fsdp", "deepspeed", "16-mixed"])
+    ({"devices": "0,1"}, "with devices '0,1' asks for GPUs"),
+    ({"devices": "-1"}, "devices -1 (every GPU) needs CUDA GPUs"),
+], ids=["fsdp", "deepspeed", "16-mixed", "gpu-ids", "all-gpus"])
 def test_gpu_only_choice_stops_before_training_with_one_error_line(cookies, answers, message):
     project = bake(cookies, dataset="digits", **answers)
     result = fit(project)

@@ -49,6 +49,11 @@ def check_hardware(trainer_config, cuda_available: bool = None) -> None:
             f"accelerator '{accelerator}' with devices {devices!r} asks for GPUs and {where}; "
             "use --trainer.accelerator=cpu --trainer.devices=1 (or a count) on this machine"
         )
+    if not cuda and str(devices) == "-1":  # Lightning's "every device" exists for GPUs only
+        raise ConfigError(
+            f"devices -1 (every GPU) needs CUDA GPUs and {where}; "
+            "use --trainer.devices=1 (or a count of CPU processes) on this machine"
+        )
 
 
 def check_callbacks(trainer_config) -> None:

@@ -218,6 +218,7 @@ def plot(out: Path, records, keys, metric, several) -> list:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     written = []
     curves = [r for r in records if any(number(row.get(metric)) is not None for row in r["history"])]
@@ -229,6 +230,7 @@ def plot(out: Path, records, keys, metric, several) -> list:
             label = f"{r['experiment']}/{r['version']}" if several else r["version"]
             ax.plot([x for x, _ in points], [y for _, y in points], marker=".", label=label)
         ax.set(xlabel="epoch", ylabel=metric, title=f"{metric} per epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize="small", ncol=max(1, len(curves) // 12))
         written.append(save(fig, out / "curves.png"))
     finished = [r for r in records if r["status"] == "finished" and r["best"] is not None]
@@ -239,7 +241,7 @@ def plot(out: Path, records, keys, metric, several) -> list:
         if numeric:
             xs = values
             positive = all(v > 0 for v in values)
-            if positive and max(values) / min(values) >= 20:
+            if positive and max(values) / min(values) >= 10:  # a decade or more: learning rates, weight decays
                 ax.set_xscale("log")
         else:
             labels = list(dict.fromkeys(repr(v) for v in values))

@@ -18,6 +18,8 @@ def trainer(strategy="auto", precision="32-true", accelerator="auto", devices="a
     ({"precision": "16-mixed"}, "precision '16-mixed' needs a CUDA GPU"),
     ({"accelerator": "gpu"}, "accelerator 'gpu'"),
     ({"devices": "0,1"}, "asks for GPUs"),
+    ({"devices": -1}, "devices -1 (every GPU) needs CUDA GPUs"),
+    ({"devices": "-1", "accelerator": "cpu"}, "devices -1 (every GPU) needs CUDA GPUs"),
 ])
 def test_gpu_only_choices_are_refused_without_a_gpu(settings, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -38,6 +40,7 @@ def test_cpu_choices_pass_without_a_gpu(settings):
 
 def test_gpu_choices_pass_with_a_gpu():
     check_hardware(trainer(strategy="fsdp", precision="16-mixed", accelerator="gpu", devices=[0, 1]), cuda_available=True)
+    check_hardware(trainer(devices=-1), cuda_available=True)
 
 
 def test_a_logging_callback_without_a_logger_is_refused():
