@@ -1,7 +1,9 @@
-"""Every value of every prompt bakes into a complete, syntactically valid project."""
+"""Every value of every prompt bakes into a complete, syntactically valid project that passes its own lint."""
 import json
 import py_compile
 import re
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -24,6 +26,21 @@ def text_files(project):
             yield path
 
 
+def assert_passes_pre_commit_checks(project):
+    """What the baked .pre-commit-config.yaml checks on a first commit: ruff with the project's rules,
+    no trailing whitespace, one newline at the end of each file (check-yaml: the YAML parse above)."""
+    lint = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "."], cwd=project,
+                          capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout[-3000:] + lint.stderr[-3000:]
+    for path in text_files(project):
+        text = path.read_text()
+        if not text:
+            continue
+        assert text.endswith("\n") and not text.endswith("\n\n"), f"{path}: not one newline at the end"
+        trailing = [n for n, line in enumerate(text.splitlines(), 1) if line != line.rstrip()]
+        assert not trailing, f"{path}: trailing whitespace on lines {trailing}"
+
+
 @pytest.mark.parametrize("key,value", CASES, ids=[f"{k}={v}" for k, v in CASES])
 def test_choice_bakes_a_complete_project(cookies, key, value):
     answers = {key: value}
@@ -38,6 +55,7 @@ def test_choice_bakes_a_complete_project(cookies, key, value):
         py_compile.compile(str(path), doraise=True)
     for path in list(project.rglob("*.yaml")) + list(project.rglob("*.yml")):
         yaml.safe_load(path.read_text())
+    assert_passes_pre_commit_checks(project)
 
     for folder in ("config", "data", "model", "res", "sh", "tests"):
         assert (project / folder).is_dir(), folder

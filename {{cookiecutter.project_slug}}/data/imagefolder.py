@@ -13,20 +13,27 @@ from pytorch_lightning import LightningDataModule
 from torch.utils.data import DataLoader, Subset
 from torchvision import datasets, transforms
 
-from ._common import (DatasetNotFoundError, ImageFilesDataset, default_num_workers, project_path, split_indices,
-                      trains_on_gpu)
+from ._common import (
+    DatasetNotFoundError,
+    ImageFilesDataset,
+    default_num_workers,
+    project_path,
+    split_indices,
+    trains_on_gpu,
+)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+ONE_FOLDER_PER_CLASS = "put one sub-folder of images per class there"
 
 
 def class_names(folder: Path) -> list[str]:
     """Class folder names of an ImageFolder split, or a DatasetNotFoundError saying what is wrong."""
     if not folder.is_dir():
-        raise DatasetNotFoundError(f"image folder {folder} does not exist; put one sub-folder of images per class there")
+        raise DatasetNotFoundError(f"image folder {folder} does not exist; {ONE_FOLDER_PER_CLASS}")
     names = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not names:
-        raise DatasetNotFoundError(f"image folder {folder} has no class sub-folders; put one sub-folder of images per class there")
+        raise DatasetNotFoundError(f"image folder {folder} has no class sub-folders; {ONE_FOLDER_PER_CLASS}")
     return names
 
 

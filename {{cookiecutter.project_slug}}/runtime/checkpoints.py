@@ -20,7 +20,9 @@ def best_checkpoint(paths: RunPaths) -> Path:
     """The best checkpoint recorded by fit; looked up in checkpoints/ too when the project has moved."""
     recorded = (read_json(paths.metrics_file, default={}).get("fit") or {}).get("best_model_path")
     if not recorded:
-        raise ConfigError(f"--ckpt_path best: {paths.metrics_file} records no best checkpoint; train this version first")
+        raise ConfigError(
+            f"--ckpt_path best: {paths.metrics_file} records no best checkpoint; train this version first"
+        )
     for candidate in (project_path(recorded), paths.checkpoint_dir / Path(recorded).name):
         if candidate.is_file():
             return candidate

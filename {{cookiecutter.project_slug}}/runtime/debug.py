@@ -55,5 +55,6 @@ class LearningRateFinderReport(LearningRateFinder):
         suggestion = self.optimal_lr.suggestion()
         path = Path(trainer.default_root_dir) / "lr_find.json"
         write_json_atomic(path, {"suggestion": suggestion, **self.optimal_lr.results})
-        advice = f"{suggestion:.3g}; set optimizer.init_args.lr in the version's config" if suggestion else "none (too few steps)"
+        advice = (f"{suggestion:.3g}; set optimizer.init_args.lr in the version's config" if suggestion
+                  else "none (too few steps)")
         print(f"Learning-rate finder: suggested learning rate {advice}; curve in {path}", flush=True)

@@ -37,7 +37,8 @@ class PredictionCSVWriter(BasePredictionWriter):
         self._part = open(self._part_path(trainer.global_rank), "w", newline="")
         self._writer = csv.writer(self._part)
 
-    def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx) -> None:
+    def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx,
+                           dataloader_idx) -> None:
         sample_ids = getattr(_predict_dataset(trainer, dataloader_idx), "sample_ids", None)
         predicted = prediction["pred"].tolist()
         probabilities = prediction["probs"].float().cpu().tolist()

@@ -32,6 +32,13 @@ class ArgumentParser(argparse.ArgumentParser):
         self._arguments_options.update(flags)
         return self.add_argument(*flags, **kwargs)
 
+    def add_path_argument(self, *flags, default=None, help="", **kwargs):
+        """A path option: a typed value is read by ``user_path``; the default lies in the project."""
+        if default is not None:
+            help = f"{help} (default: {default} of the project)"
+            default = PROJECT_ROOT / default
+        return self.add_argument(*flags, type=user_path, default=default, help=help, **kwargs)
+
     def parse_known_args(self, args=None, namespace=None):
         tokens = iter(sys.argv[1:] if args is None else args)
         glued = []
@@ -48,6 +55,24 @@ def project_path(path):
     """Resolve ``path`` against the project root unless it is absolute."""
     path = Path(path).expanduser()
     return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+def user_path(path):
+    """A path typed on the command line, made absolute.
+
+    A relative path names what exists beside the current folder, else what exists in the project
+    (so ``-s config/search/grid.yaml`` works from any folder); a path not made yet goes beside the
+    current folder when its parent folder is there, else into the project.
+    """
+    path = Path(path).expanduser()
+    if path.is_absolute():
+        return path
+    here, in_project = Path.cwd() / path, PROJECT_ROOT / path
+    if here.exists():
+        return here
+    if in_project.exists() or not here.parent.is_dir():
+        return in_project
+    return here
 
 
 def shown(path):

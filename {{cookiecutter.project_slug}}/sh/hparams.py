@@ -30,7 +30,12 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _project import (  # noqa: E402
-    ArgumentParser, UsageError, check_experiment_name, exit_on_usage_error, project_path, shown,
+    ArgumentParser,
+    UsageError,
+    check_experiment_name,
+    exit_on_usage_error,
+    project_path,
+    shown,
 )
 from structure import add_version, ensure_experiment  # noqa: E402
 
@@ -201,9 +206,9 @@ def parse_args(argv=None):
     parser = ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-e", "--ex_name", required=True, help="experiment to add the versions to (created if new)")
-    parser.add_argument("-s", "--spec", required=True, help="search spec (YAML), e.g. config/search/grid.yaml")
-    parser.add_argument("-c", "--config", default="config", help="config folder (default: ./config)")
-    parser.add_argument("-t", "--template", default="config/template.yaml", help="share.yaml of a new experiment")
+    parser.add_path_argument("-s", "--spec", required=True, help="search spec (YAML), e.g. config/search/grid.yaml")
+    parser.add_path_argument("-c", "--config", default="config", help="config folder")
+    parser.add_path_argument("-t", "--template", default="config/template.yaml", help="share.yaml of a new experiment")
     parser.add_argument("-d", "--desc", default="", help="desc.txt of a new experiment")
     parser.add_argument("--dry-run", action="store_true", help="print the versions, write nothing")
     return parser.parse_args(argv)
@@ -211,8 +216,8 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    experiment_dir = project_path(args.config) / check_experiment_name(args.ex_name)
-    template = project_path(args.template)
+    experiment_dir = args.config / check_experiment_name(args.ex_name)
+    template = args.template
     if not template.is_file():
         raise UsageError(f"template {template} does not exist")
     spec = load_spec(args.spec, config_sections(experiment_dir, template))
@@ -226,7 +231,7 @@ def main(argv=None) -> int:
     experiment_dir, _ = ensure_experiment(args.ex_name, args.config, template, args.desc)
     numbers = []
     for i, point in enumerate(points, 1):
-        detail = f"hparams.py {mode}, point {i} of {len(points)} ({args.spec}):\n{describe(point)}"
+        detail = f"hparams.py {mode}, point {i} of {len(points)} ({shown(args.spec)}):\n{describe(point)}"
         version_dir = add_version(experiment_dir, overrides_yaml(point), detail)
         numbers.append(int(version_dir.name.split("_")[1]))
         print(f"created {shown(version_dir)}: {describe(point)}", flush=True)

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _project import ArgumentParser, UsageError, check_experiment_name, exit_on_usage_error, project_path  # noqa: E402
+from _project import ArgumentParser, UsageError, check_experiment_name, exit_on_usage_error  # noqa: E402
 from run import config_files, fit_command, resolve_version  # noqa: E402
 
 
@@ -36,7 +36,7 @@ def parse_args(argv=None):
     for sub in launchers.choices.values():
         sub.add_argument("-e", "--ex_name", required=True, help="experiment")
         sub.add_argument("-v", "--v_num", type=int, required=True, help="version number k of version_k")
-        sub.add_argument("-c", "--config", default="config", help="config folder (default: ./config of the project)")
+        sub.add_path_argument("-c", "--config", default="config", help="config folder")
         sub.add_argument("--dry-run", action="store_true", help="print the command, run nothing")
         sub.add_argument("main_args", nargs=argparse.REMAINDER, help="-- then arguments for main.py")
     args = parser.parse_args(argv)
@@ -58,7 +58,7 @@ def resume_arguments(run_dir: Path, main_args) -> list:
 
 def version_fit_command(args, devices: int, num_nodes: int) -> list:
     """main.py's fit command line for the version: its configs, devices and nodes, resume, extra arguments."""
-    experiment_dir = project_path(args.config) / check_experiment_name(args.ex_name)
+    experiment_dir = args.config / check_experiment_name(args.ex_name)
     for path in config_files(experiment_dir, args.v_num):
         if not path.is_file():
             raise UsageError(f"{path} does not exist (create it with sh/structure.py)")

@@ -22,7 +22,12 @@ from optuna.trial import TrialState
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _project import (  # noqa: E402
-    ArgumentParser, UsageError, check_experiment_name, exit_on_usage_error, project_path, shown,
+    ArgumentParser,
+    UsageError,
+    check_experiment_name,
+    exit_on_usage_error,
+    project_path,
+    shown,
 )
 from hparams import config_sections, describe, load_spec, overrides_yaml  # noqa: E402
 from run import experiment_results_dir, resolve_version, run_versions, split_main_args  # noqa: E402
@@ -40,14 +45,16 @@ def parse_args(argv=None):
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-e", "--ex_name", required=True,
                         help="experiment the trials become versions of (created if new)")
-    parser.add_argument("-s", "--spec", default="config/search/optuna.yaml", help="search space and objective (YAML)")
+    parser.add_path_argument("-s", "--spec", default="config/search/optuna.yaml",
+                             help="search space and objective (YAML)")
     parser.add_argument("--trials", type=int, default=10, help="trials this worker runs (default 10)")
     parser.add_argument("--storage", help="study database URL (default: sqlite under res/<exp>/optuna.db)")
     parser.add_argument("--study", help="study name (default: the experiment name)")
-    parser.add_argument("-c", "--config", default="config", help="config folder (default: ./config)")
-    parser.add_argument("-t", "--template", default="config/template.yaml", help="share.yaml of a new experiment")
+    parser.add_path_argument("-c", "--config", default="config", help="config folder")
+    parser.add_path_argument("-t", "--template", default="config/template.yaml", help="share.yaml of a new experiment")
     parser.add_argument("-d", "--desc", default="", help="desc.txt of a new experiment")
-    parser.add_arguments_option("-o", "--other_para", default="", help='extra main.py arguments, e.g. "--trainer.max_epochs=5"')
+    parser.add_arguments_option("-o", "--other_para", default="",
+                                help='extra main.py arguments, e.g. "--trainer.max_epochs=5"')
     return parser.parse_args(argv)
 
 
@@ -158,8 +165,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.trials < 1:
         raise UsageError(f"--trials must be at least 1, got {args.trials}")
-    experiment_dir = project_path(args.config) / check_experiment_name(args.ex_name)
-    template = project_path(args.template)
+    experiment_dir = args.config / check_experiment_name(args.ex_name)
+    template = args.template
     if not template.is_file():
         raise UsageError(f"template {template} does not exist")
     spec = load_spec(args.spec, config_sections(experiment_dir, template), SETTINGS)

@@ -23,7 +23,12 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _project import (  # noqa: E402
-    ArgumentParser, UsageError, check_experiment_name, exit_on_usage_error, experiment_names, project_path, shown,
+    ArgumentParser,
+    UsageError,
+    check_experiment_name,
+    exit_on_usage_error,
+    experiment_names,
+    shown,
     version_numbers,
 )
 from run import experiment_results_dir, resolve_version, run_status, run_summary  # noqa: E402
@@ -39,11 +44,11 @@ def parse_args(argv=None):
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-e", "--ex_name", action="append", help="experiment to report (repeat for several)")
     parser.add_argument("--all_ex", action="store_true", help="every experiment with finished runs")
-    parser.add_argument("-c", "--config", default="config", help="config folder (default: ./config)")
+    parser.add_path_argument("-c", "--config", default="config", help="config folder")
     parser.add_argument("--metric", help="validation metric to compare (default: the checkpoint monitor, e.g. val/acc)")
     parser.add_argument("--mode", choices=("max", "min"),
                         help="whether higher or lower --metric is better (default: min for losses and errors)")
-    parser.add_argument("--out", help="output folder (default: res/<exp>/report, or res/report for several)")
+    parser.add_path_argument("--out", help="output folder (default: res/<exp>/report, or res/report for several)")
     return parser.parse_args(argv)
 
 
@@ -282,7 +287,7 @@ def chosen_experiments(args, config_dir: Path) -> list:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    config_dir = project_path(args.config)
+    config_dir = args.config
     names = chosen_experiments(args, config_dir)
     by_experiment = {name: collect(config_dir / name) for name in names}
     empty = [name for name, records in by_experiment.items() if not any(r["status"] == "finished" for r in records)]
@@ -302,7 +307,7 @@ def main(argv=None) -> int:
     several = len(by_experiment) > 1
     keys = list(dict.fromkeys(k for records in by_experiment.values() for k in swept_keys(records)))
     groups = [g for records in by_experiment.values() for g in group(records, swept_keys(records))]
-    out = project_path(args.out) if args.out else (
+    out = args.out if args.out else (
         experiment_results_dir(config_dir / names[0]) / "report" if not several
         else experiment_results_dir(config_dir / next(iter(by_experiment))).parent / "report")
     out.mkdir(parents=True, exist_ok=True)

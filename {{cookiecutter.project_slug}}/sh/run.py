@@ -31,8 +31,15 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _project import (  # noqa: E402
-    ArgumentParser, PROJECT_ROOT, UsageError, check_experiment_name, exit_on_usage_error, experiment_names,
-    project_path, shown, version_numbers,
+    PROJECT_ROOT,
+    ArgumentParser,
+    UsageError,
+    check_experiment_name,
+    exit_on_usage_error,
+    experiment_names,
+    project_path,
+    shown,
+    version_numbers,
 )
 
 sys.path.insert(0, str(PROJECT_ROOT))
@@ -54,8 +61,9 @@ def parse_args(argv=None):
     which.add_argument("-t", "--end_ver", type=int, help="end of the range, not run (default: after the last)")
     which.add_argument("--all_ver", action="store_true", help="every version of -e")
     which.add_argument("--all_ex", action="store_true", help="every version of every experiment")
-    parser.add_argument("-c", "--config", default="config", help="config folder (default: ./config of the project)")
-    parser.add_arguments_option("-o", "--other_para", default="", help='extra main.py arguments, e.g. "--trainer.max_epochs=3"')
+    parser.add_path_argument("-c", "--config", default="config", help="config folder")
+    parser.add_arguments_option("-o", "--other_para", default="",
+                                help='extra main.py arguments, e.g. "--trainer.max_epochs=3"')
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     parser.add_argument("--jobs", type=int, help="versions run at once (default 1, or one per GPU group)")
     parser.add_argument("--gpus", help="GPU ids shared out to the runs through CUDA_VISIBLE_DEVICES, e.g. 0,1,2,3")
@@ -174,7 +182,7 @@ def _chosen_numbers(args, experiment_dir: Path) -> list[int]:
 
 def select_versions(args, main_args=()) -> list[Version]:
     """The versions the command line asks for, with their result folders; UsageError when that is unclear."""
-    config_dir = project_path(args.config)
+    config_dir = args.config
     if not config_dir.is_dir():
         raise UsageError(f"config folder {config_dir} does not exist")
     if args.all_ex:

@@ -24,7 +24,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _project import (  # noqa: E402
-    VERSION_DIR, ArgumentParser, UsageError, check_experiment_name, exit_on_usage_error, project_path,
+    VERSION_DIR,
+    ArgumentParser,
+    UsageError,
+    check_experiment_name,
+    exit_on_usage_error,
+    project_path,
 )
 
 VERSION_HEADER = "# {experiment}/version_{k}: only the keys this version changes. They override ../share.yaml\n"
@@ -45,11 +50,12 @@ def parse_args(argv=None):
     parser = ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("-e", "--ex_name", required=True, help="experiment name (a folder name)")
     which = parser.add_mutually_exclusive_group()
-    which.add_argument("-v", "--v_num", type=int, default=1, help="number of versions to add after the last (default 1)")
+    which.add_argument("-v", "--v_num", type=int, default=1,
+                       help="number of versions to add after the last (default 1)")
     which.add_argument("-n", "--numbers", type=int, nargs="+", metavar="K", help="create exactly these versions")
     parser.add_argument("--force", action="store_true", help="with -n: give versions that exist fresh files")
-    parser.add_argument("-c", "--config", default="config", help="config folder (default: ./config)")
-    parser.add_argument("-t", "--template", default="config/template.yaml", help="template copied to share.yaml")
+    parser.add_path_argument("-c", "--config", default="config", help="config folder")
+    parser.add_path_argument("-t", "--template", default="config/template.yaml", help="template copied to share.yaml")
     parser.add_argument("-d", "--desc", default="", help="experiment description written to desc.txt")
     parser.add_argument("--quiet", action="store_true", help="print nothing on success")
     return parser.parse_args(argv)
@@ -69,7 +75,9 @@ def write_atomic(path, text):
 
 
 def ensure_experiment(name, config_dir, template, description=""):
-    """The experiment's folder, with share.yaml (a copy of ``template``) and desc.txt; return (folder, created paths)."""
+    """The experiment's folder, with share.yaml (a copy of ``template``) and desc.txt.
+
+    Returns (folder, the paths created)."""
     check_experiment_name(name)
     template = project_path(template)
     if not template.is_file():

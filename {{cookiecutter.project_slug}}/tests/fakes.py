@@ -66,7 +66,8 @@ def write_cifar10(root: Path, n_per_batch: int = 40, n_test: int = 50) -> Path:
     return folder
 
 
-def write_imagefolder(root: Path, splits=("train", "test"), classes=("cat", "dog", "fish"), per_class: int = 12) -> Path:
+def write_imagefolder(root: Path, splits=("train", "test"), classes=("cat", "dog", "fish"),
+                      per_class: int = 12) -> Path:
     """Write ``<root>/<split>/<class>/<i>.png`` RGB images; return ``root``."""
     from PIL import Image
 

@@ -39,7 +39,8 @@ def test_cpu_choices_pass_without_a_gpu(settings):
 
 
 def test_gpu_choices_pass_with_a_gpu():
-    check_hardware(trainer(strategy="fsdp", precision="16-mixed", accelerator="gpu", devices=[0, 1]), cuda_available=True)
+    gpu_run = trainer(strategy="fsdp", precision="16-mixed", accelerator="gpu", devices=[0, 1])
+    check_hardware(gpu_run, cuda_available=True)
     check_hardware(trainer(devices=-1), cuda_available=True)
 
 

@@ -15,7 +15,8 @@ LOGGER = "{{ cookiecutter.logger }}"
 SHARE = PROJECT_ROOT / "config" / EXPERIMENT / "share.yaml"
 CONFIGS = ["-c", str(SHARE), "-c", str(PROJECT_ROOT / "config" / EXPERIMENT / "version_0" / "version.yaml")]
 PRESETS = sorted(path.stem for path in (PROJECT_ROOT / "config" / "debug").glob("*.yaml"))
-SHARE_CALLBACKS = [c["class_path"].rsplit(".", 1)[-1] for c in yaml.safe_load(SHARE.read_text())["trainer"]["callbacks"]]
+SHARE_CALLBACKS = [c["class_path"].rsplit(".", 1)[-1]
+                   for c in yaml.safe_load(SHARE.read_text())["trainer"]["callbacks"]]
 
 
 def preset(name):
@@ -26,7 +27,8 @@ def test_presets_append_callbacks_instead_of_replacing_share_yaml_s(capsys):
     with pytest.raises(SystemExit) as exit:
         main(["fit", *CONFIGS, *preset("model_summary"), *preset("grad_norm"), "--print_config"])
     assert exit.value.code == 0
-    callbacks = [c["class_path"].rsplit(".", 1)[-1] for c in yaml.safe_load(capsys.readouterr().out)["trainer"]["callbacks"]]
+    printed = yaml.safe_load(capsys.readouterr().out)
+    callbacks = [c["class_path"].rsplit(".", 1)[-1] for c in printed["trainer"]["callbacks"]]
     assert callbacks == [*SHARE_CALLBACKS, "ModelSummary", "GradientNormMonitor"]
     assert "ModelCheckpoint" in callbacks
 
@@ -46,7 +48,8 @@ EFFECTS = {
     "profiler_advanced": lambda run: (run["dir"] / "fit-profile_advanced.txt").stat().st_size > 0,
     "profiler_pytorch": lambda run: (run["dir"] / "fit-profile_pytorch.txt").stat().st_size > 0,
     "device_stats": lambda run: any("cpu_percent" in key or "memory" in key for key in run["device_stats"]),
-    "model_summary": lambda run: any(isinstance(c, ModelSummary) and c._max_depth == -1 for c in run["trainer"].callbacks),
+    "model_summary": lambda run: any(isinstance(c, ModelSummary) and c._max_depth == -1
+                                     for c in run["trainer"].callbacks),
     "grad_norm": lambda run: run["trainer"].gradient_clip_val == 1.0
     and any(isinstance(c, GradientNormMonitor) for c in run["trainer"].callbacks)
     and "grad_2.0_norm_total" in run["fit_metrics"],
@@ -80,7 +83,8 @@ def test_preset_stacks_onto_the_first_experiment_and_runs(name, tmp_path, fast_a
 
     monkeypatch.setattr(main_module.ResearchCLI, "after_fit", capture)
     monkeypatch.setattr(device_stats_monitor, "_prefix_metric_keys", record_device_stats)
-    status = main(["fit", *CONFIGS, *fast_args, "--model.init_args.backbone=mlp", *preset(name), *AFTER_PRESET.get(name, [])])
+    status = main(["fit", *CONFIGS, *fast_args, "--model.init_args.backbone=mlp", *preset(name),
+                   *AFTER_PRESET.get(name, [])])
     if name == "device_stats" and LOGGER == "none":
         assert status == 1 and "ERROR: callback DeviceStatsMonitor logs through the logger" in capsys.readouterr().err
         return

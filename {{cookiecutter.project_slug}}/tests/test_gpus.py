@@ -68,7 +68,8 @@ def test_visible_devices_given_as_uuids_are_mapped():
 
 def test_unmappable_visible_devices_leave_the_choice_to_lightning():
     config = trainer(1)
-    assert select_gpus(config, cuda_available=True, query=fake_query(), environ={"CUDA_VISIBLE_DEVICES": "MIG-1"}) is None
+    mig = {"CUDA_VISIBLE_DEVICES": "MIG-1"}
+    assert select_gpus(config, cuda_available=True, query=fake_query(), environ=mig) is None
     assert config.devices == 1
 
 

@@ -30,7 +30,8 @@ def test_torchrun_on_one_node_trains_the_version_with_its_configs():
 def test_torchrun_on_several_nodes_needs_the_master_address():
     cmd = command(["torchrun", "-e", EXPERIMENT, "-v", "0", "--nproc", "2", "--nnodes", "2", "--node-rank", "1",
                    "--master", "node01:29500"])
-    assert {"--nnodes=2", "--node_rank=1", "--master_addr=node01", "--master_port=29500", "--trainer.num_nodes=2"} <= set(cmd)
+    expected = {"--nnodes=2", "--node_rank=1", "--master_addr=node01", "--master_port=29500", "--trainer.num_nodes=2"}
+    assert expected <= set(cmd)
     with pytest.raises(UsageError, match="--master HOST:PORT"):
         command(["torchrun", "-e", EXPERIMENT, "-v", "0", "--nproc", "2", "--nnodes", "2"])
 

@@ -39,7 +39,8 @@ def test_predict_writes_one_row_per_test_sample(trained, fast_args, data_dir, ck
     assert [row["sample_id"] for row in rows] == [str(i) for i in range(len(rows))]
     probabilities = [float(v) for k, v in rows[0].items() if k.startswith("prob_")]
     assert abs(sum(probabilities) - 1.0) < 1e-4
-    assert rows[0]["predicted"] == max((k for k in rows[0] if k.startswith("prob_")), key=lambda k: float(rows[0][k]))[5:]
+    probabilities = {k[len("prob_"):]: float(v) for k, v in rows[0].items() if k.startswith("prob_")}
+    assert rows[0]["predicted"] == max(probabilities, key=probabilities.get)
     assert not list(trained.glob(".predictions.*"))  # the per-rank parts are merged away
 
 
@@ -87,7 +88,8 @@ def test_ranks_parts_are_merged_in_input_order_without_duplicates(tmp_path):
         writer.on_predict_epoch_start(trainer, None)
         for batch_idx, indices in enumerate(shares[rank]):
             probs = torch.tensor([[0.2, 0.8]] if indices[0] % 2 else [[0.9, 0.1]])
-            writer.write_on_batch_end(trainer, None, {"pred": probs.argmax(1), "probs": probs}, indices, None, batch_idx, 0)
+            prediction = {"pred": probs.argmax(1), "probs": probs}
+            writer.write_on_batch_end(trainer, None, prediction, indices, None, batch_idx, 0)
         writer.on_predict_epoch_end(trainer, None)
 
     rows = read_rows(path)

@@ -6,7 +6,8 @@ import pytest
 from conftest import PROJECT_ROOT
 
 sys.path.insert(0, str(PROJECT_ROOT / "sh"))
-from _project import UsageError  # noqa: E402
+import structure  # noqa: E402
+from _project import UsageError, user_path  # noqa: E402
 from structure import create_experiment  # noqa: E402
 
 TEMPLATE = PROJECT_ROOT / "config" / "template.yaml"
@@ -69,3 +70,23 @@ def test_command_line_error_is_one_line_and_nonzero(tmp_path):
     )
     assert result.returncode != 0
     assert result.stderr.strip().startswith("ERROR:") and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_seeds_command_works_with_paths_relative_to_the_current_folder(tmp_path, monkeypatch):
+    (tmp_path / "work" / "sh").mkdir(parents=True)
+    (tmp_path / "work" / "template.yaml").write_text("# mine\n")
+    monkeypatch.chdir(tmp_path / "work" / "sh")
+    assert structure.main(["-e", "resnet", "-v", "3", "-c", "../config", "-t", "../template.yaml", "--quiet"]) == 0
+    experiment = tmp_path / "work" / "config" / "resnet"
+    assert (experiment / "share.yaml").read_text() == "# mine\n"
+    assert sorted(p.name for p in experiment.glob("version_*")) == ["version_0", "version_1", "version_2"]
+
+
+def test_typed_paths_name_what_exists_here_else_in_the_project(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config").mkdir()
+    assert user_path("config") == tmp_path / "config"  # the current folder first
+    assert user_path("config/template.yaml") == TEMPLATE  # not here: the project's
+    assert user_path("new_report") == tmp_path / "new_report"  # to be made, beside the current folder
+    assert user_path("res/compare") == PROJECT_ROOT / "res" / "compare"  # its parent is in the project only
+    assert user_path(str(tmp_path / "x")) == tmp_path / "x"
