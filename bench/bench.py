@@ -2,6 +2,7 @@
 
     make bench                      (or: .venv/bin/python bench/bench.py [--repeats 3] [--epochs 3] ...)
     BENCH_MNIST_DIR=/path/holding/MNIST/raw make bench       (real MNIST instead of MNIST-shaped fake files)
+    BENCH_LHT_DIR=/path/of/lightning-hydra-template make bench  (also time its ``src/train.py --help``)
 
 Bakes the default project (MNIST, resnet) and a digits one into build/bench/, then, on the same data
 with the same seed, measures for each dataset:
@@ -11,8 +12,8 @@ with the same seed, measures for each dataset:
   (2) a hand-written raw PyTorch loop (baselines.py raw): same network, optimizer, scheduler, batches;
   (3) the compute floor (baselines.py floor): forward + backward + step on preloaded tensors, no loader;
 
-and the time of a bake, of ``python main.py --help``, of importing the project's code, and of the
-imports of lightning-hydra-template's train.py. Every measurement runs in a fresh process; repeats are
+and the time of a bake, of ``python main.py --help``, of importing the project's code, of the
+imports of lightning-hydra-template's train.py and, given a checkout of it, of its ``train.py --help``. Every measurement runs in a fresh process; repeats are
 interleaved (the order rotates) so that machine noise hits all of them alike; medians are reported.
 """
 import argparse
@@ -31,6 +32,8 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 TEMPLATE = BENCH.parent
 MNIST_ENV = "BENCH_MNIST_DIR"
+LHT_ENV = "BENCH_LHT_DIR"
+LHT_HELP = "lightning-hydra-template: python src/train.py --help"
 MODES = ("lightning", "raw", "floor")
 MODE_NAMES = {"lightning": "(1) Lightning: main.py fit", "raw": "(2) raw PyTorch loop", "floor": "(3) compute floor"}
 LHT_IMPORTS = ("import hydra, lightning, omegaconf, rich, rootutils; "
@@ -75,8 +78,9 @@ def versions() -> str:
     return f"pytorch-lightning {pytorch_lightning.__version__}"
 
 
-def startup(projects, repeats: int, work: Path) -> dict:
-    """Median (wall, CPU) seconds of a bake, main.py --help, the project's imports and reference imports."""
+def startup(projects, repeats: int, work: Path, lht_dir) -> dict:
+    """Median (wall, CPU) seconds of a bake, main.py --help, the project's imports and reference imports,
+    and of lightning-hydra-template's ``train.py --help`` in the checkout ``lht_dir`` (when given)."""
     project = projects["mnist"]
     python = sys.executable
     tasks = {
@@ -93,6 +97,10 @@ def startup(projects, repeats: int, work: Path) -> dict:
             ([python, "-c", LHT_IMPORTS], project)
     else:
         print("  (hydra-core / lightning / rootutils not installed: lightning-hydra-template's imports not measured)")
+    if lht_dir is not None:
+        if not (lht_dir / "src" / "train.py").is_file():
+            sys.exit(f"ERROR: {LHT_ENV}={lht_dir} holds no src/train.py of lightning-hydra-template")
+        tasks[LHT_HELP] = ([python, "src/train.py", "--help"], lht_dir)
     times = {name: [] for name in tasks}
     for repeat in range(repeats):
         names = list(tasks)
@@ -253,9 +261,13 @@ def main() -> int:
     for dataset in ("mnist", "digits"):
         projects[dataset], _, _ = bake(work, project_name=f"bench_{dataset}", dataset=dataset, model=args.backbone)
     print(f"\nStartup (median of {args.repeats}; wall s, CPU s of the process)")
-    timings = startup(projects, args.repeats, work)
+    lht_dir = Path(os.environ[LHT_ENV]).resolve() if os.environ.get(LHT_ENV) else None
+    timings = startup(projects, args.repeats, work, lht_dir)
     for name, (wall, cpu) in timings.items():
         print(f"  {name:72s} {wall:6.2f} {cpu:6.2f}")
+    if LHT_HELP in timings:
+        ratio = timings["python main.py --help"][0] / timings[LHT_HELP][0]
+        print(f"  main.py --help / lightning-hydra-template train.py --help (wall): {ratio:.3f} (target <= 1)")
 
     threads = f"{args.threads} torch threads" if args.threads else "default torch threads"
     report = {"machine": described, "arguments": vars(args), "startup": timings, "training": {}}
