@@ -120,8 +120,8 @@ def test_a_run_killed_mid_training_finishes_with_resume_in_the_same_logger_versi
     assert "resume from checkpoints/last.ckpt" in resumed.stdout
 
     record = manifest(project, "baseline", 0)
-    assert record["status"] == "finished" and record["resumed_from"] == "last"
-    assert [attempt["status"] for attempt in record["earlier_attempts"]] == ["running"]
+    assert record["status"] == "finished" and record["resumed_from"] == str(run_dir / "checkpoints" / "last.ckpt")
+    assert [attempt["status"] for attempt in record["earlier_attempts"]] == ["killed"]
     with open(run_dir / "history.csv", newline="") as f:
         assert [int(row["epoch"]) for row in csv.DictReader(f)] == list(range(30))
     assert len(list(run_dir.glob("events.out.tfevents.*"))) >= 2  # both attempts logged into version_0

@@ -28,6 +28,7 @@ from runtime.predictions import PredictionCSVWriter
 from runtime.records import HistoryCSV, SaveRunConfig, fit_summary, record
 
 PROJECT_ROOT = Path(__file__).resolve().parent
+LINKED_FROM_DATA = ("num_classes", "input_shape")  # datamodule attributes passed to the model's __init__
 
 
 class ResearchCLI(LightningCLI):
@@ -41,16 +42,19 @@ class ResearchCLI(LightningCLI):
                             help="after fit, test the best checkpoint and record it in metrics.json")
         parser.add_argument("--run.overwrite", type=bool, default=False,
                             help="fit: replace the results already in the run folder (without it, fit refuses)")
-        parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
-        parser.link_arguments("data.input_shape", "model.init_args.input_shape", apply_on="instantiate")
+        for name in LINKED_FROM_DATA:
+            parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
 
     def parse_arguments(self, parser, args) -> None:
+        """Parse, then check the run's folder names and find its checkpoint before anything is built or written."""
         self.command_line = command_line(PROJECT_ROOT / "main.py", args)
         super().parse_arguments(parser, args)
-        subcommand = self.config.get("subcommand")
-        if subcommand in ("validate", "test", "predict"):  # before LightningCLI reads the checkpoint's hyperparameters
-            config = self.config[subcommand]
-            config.ckpt_path = resolve_checkpoint(config.ckpt_path, RunPaths.from_config(config.run), subcommand)
+        subcommand = self.config["subcommand"]
+        config = self.config[subcommand]
+        paths = RunPaths.from_config(config.run)
+        if paths.name_problem():
+            raise ConfigError(paths.name_problem())
+        config.ckpt_path = resolve_checkpoint(config.ckpt_path, paths, subcommand)
 
     @property
     def run_config(self):
@@ -74,7 +78,10 @@ class ResearchCLI(LightningCLI):
         """Lock and guard the run folder, start manifest.json, record history.csv whatever the logger,
         and write checkpoints atomically."""
         config = self.config[self.subcommand]
-        self.manifest = RunManifest(self.paths, command=self.command_line, config=config.as_dict(),
+        merged = config.as_dict()
+        merged["model"].setdefault("init_args", {}).update(
+            {name: getattr(self.datamodule, name) for name in LINKED_FROM_DATA})  # linked values, not the defaults
+        self.manifest = RunManifest(self.paths, command=self.command_line, config=merged,
                                     seed=config.seed_everything, project_root=PROJECT_ROOT,
                                     resumed_from=config.ckpt_path, overwrite=self.run_config.overwrite,
                                     enabled=rank_zero_only.rank == 0)
@@ -93,7 +100,7 @@ class ResearchCLI(LightningCLI):
             if self.run_config.test_after_fit and not self.trainer.interrupted:
                 ckpt_path = summary["best_model_path"]  # the path itself: "best" is ambiguous with two ModelCheckpoints
                 self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path)
-                self.after_test()
+                self._record_test("test")
         self.manifest.finish("interrupted" if self.trainer.interrupted else "finished")
 
     def before_predict(self) -> None:
@@ -104,9 +111,14 @@ class ResearchCLI(LightningCLI):
             print(f"Predictions written to {self.paths.predictions_file}", flush=True)
 
     def after_test(self) -> None:
+        """``main.py test``: its scores go beside those of fit's best checkpoint (metrics.json's ``test``),
+        under ``tests.<checkpoint file>``, never over them."""
+        self._record_test("tests", Path(self.config.test.ckpt_path).name)
+
+    def _record_test(self, section: str, checkpoint: str = None) -> None:
         if self.trainer.is_global_zero:
             results = {k: float(v) for k, v in self.trainer.callback_metrics.items() if k.startswith("test/")}
-            record(self.paths, "test", results)
+            record(self.paths, section, results, key=checkpoint)
 
 
 def main(args=None) -> int:

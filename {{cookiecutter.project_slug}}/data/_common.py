@@ -1,4 +1,4 @@
-"""Machinery shared by the datamodules: project paths, in-memory image sets, splits, loaders.
+"""Machinery shared by the datamodules: in-memory image sets, splits, loaders.
 
 Small image sets (MNIST, Fashion-MNIST, CIFAR-10, digits) are decoded once into one uint8
 tensor, cached beside the raw files (``cache-train.pt``, ``cache-test.pt``, rebuilt when a raw
@@ -18,18 +18,13 @@ from pytorch_lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+from runtime.paths import project_path
+
 CACHE_FORMAT = 1  # bump when the cache's content changes meaning: old caches are then rebuilt
 
 
 class DatasetNotFoundError(RuntimeError):
     """The dataset files are missing and could not be downloaded; the message says where to put them."""
-
-
-def project_path(path) -> Path:
-    """Resolve ``path`` against the project root unless it is absolute."""
-    path = Path(path).expanduser()
-    return path if path.is_absolute() else PROJECT_ROOT / path
 
 
 def usable_cpus() -> int:

@@ -11,7 +11,9 @@ from typing import Optional
 import numpy as np
 import torch
 
-from ._common import DatasetNotFoundError, InMemoryImageDataModule, project_path
+from runtime.paths import project_path
+
+from ._common import DatasetNotFoundError, InMemoryImageDataModule
 
 FOLDER = "cifar-10-batches-py"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))

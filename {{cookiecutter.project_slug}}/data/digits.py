@@ -9,7 +9,9 @@ from typing import Optional
 
 import torch
 
-from ._common import DatasetNotFoundError, InMemoryImageDataModule, project_path, split_indices
+from runtime.paths import project_path
+
+from ._common import DatasetNotFoundError, InMemoryImageDataModule, split_indices
 
 TEST_FRACTION = 0.2
 TEST_SPLIT_SEED = 0  # fixed: the test set never changes with the user's split_seed

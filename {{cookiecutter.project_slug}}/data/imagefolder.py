@@ -13,11 +13,12 @@ from pytorch_lightning import LightningDataModule
 from torch.utils.data import DataLoader, Subset
 from torchvision import datasets, transforms
 
+from runtime.paths import project_path
+
 from ._common import (
     DatasetNotFoundError,
     ImageFilesDataset,
     default_num_workers,
-    project_path,
     split_indices,
     trains_on_gpu,
 )

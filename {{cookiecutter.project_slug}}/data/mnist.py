@@ -15,7 +15,9 @@ from typing import Optional
 
 import torch
 
-from ._common import DatasetNotFoundError, InMemoryImageDataModule, project_path
+from runtime.paths import project_path
+
+from ._common import DatasetNotFoundError, InMemoryImageDataModule
 
 SPLIT_FILES = {
     True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),

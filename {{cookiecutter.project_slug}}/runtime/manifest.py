@@ -51,13 +51,13 @@ def hold_lock(paths: RunPaths) -> Optional[int]:
 def claim_run_folder(paths: RunPaths, resuming: bool, overwrite: bool) -> None:
     """Make sure a new fit does not mix with an earlier run's results in ``paths.run_dir``.
 
-    Resuming (``--ckpt_path``) continues them; ``overwrite`` removes them first; otherwise
-    ConfigError, and nothing is touched.
+    Resuming (``--ckpt_path``) continues them; ``overwrite`` (implied for the scratch folder of debug
+    runs) removes them first; otherwise ConfigError, and nothing is touched.
     """
     existing = paths.result_entries()
     if not existing or resuming:
         return
-    if not overwrite:
+    if not (overwrite or paths.is_scratch):
         names = ", ".join(entry.name for entry in existing[:3]) + (", ..." if len(existing) > 3 else "")
         raise ConfigError(
             f"{paths.run_dir} already holds a run's results ({names}); continue it with --ckpt_path last, "
@@ -100,7 +100,11 @@ def _ending(error: BaseException) -> tuple:
 
 
 def _attempt(manifest: dict) -> dict:
-    return {key: manifest.get(key) for key in ("start_time", "end_time", "duration_s", "status", "exit_status")}
+    """An earlier attempt of a resumed fit; one still "running" was killed (its lock is ours now)."""
+    attempt = {key: manifest.get(key) for key in ("start_time", "end_time", "duration_s", "status", "exit_status")}
+    if attempt["status"] == "running":
+        attempt["status"] = "killed"
+    return attempt
 
 
 class RunManifest:

@@ -7,7 +7,10 @@ RunPaths imports nothing heavy: the scripts in sh/ use it to find a run's files 
 from dataclasses import dataclass
 from pathlib import Path
 
+from .paths import folder_name_problem, project_path
+
 LOCK_FD_ENV = "RUN_LOCK_FD"  # sh/run.py tells main.py which inherited descriptor holds the run's lock
+SCRATCH_VERSION = "debug"  # config/debug presets write here; each fit into it replaces the one before
 
 
 @dataclass(frozen=True)
@@ -17,6 +20,10 @@ class RunPaths:
     res_dir: Path
     experiment: str
     version: str
+
+    @property
+    def is_scratch(self) -> bool:
+        return self.version == SCRATCH_VERSION
 
     @property
     def run_dir(self) -> Path:
@@ -62,9 +69,13 @@ class RunPaths:
 
     @classmethod
     def from_config(cls, run_config) -> "RunPaths":
-        from data._common import project_path
-
         return cls(project_path(run_config.res_dir), run_config.experiment, run_config.version)
+
+    def name_problem(self) -> str:
+        """Why the experiment or version cannot name a results folder, or '' (e.g. '' or '..' would write
+        outside the version's folder, and --run.overwrite would then remove other runs' results)."""
+        return (folder_name_problem("run.experiment", self.experiment)
+                or folder_name_problem("run.version", self.version))
 
 
 def _class_name(component) -> str:
@@ -92,7 +103,7 @@ def route_outputs(trainer_config, paths: RunPaths) -> None:
         if hasattr(logger, "init_args"):
             _route_logger(logger, paths)
     for callback in trainer_config.callbacks or []:
-        if _class_name(callback) == "ModelCheckpoint":
+        if _class_name(callback) in ("ModelCheckpoint", "LatestCheckpoint"):
             callback.init_args.dirpath = str(paths.checkpoint_dir)
     profiler = trainer_config.profiler
     if hasattr(profiler, "init_args") and profiler.init_args.get("dirpath") is None:

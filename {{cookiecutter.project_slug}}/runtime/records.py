@@ -40,7 +40,7 @@ def fit_summary(trainer, started: float) -> dict:
         "monitor": getattr(checkpoint, "monitor", None),
         "best_score": float(best_score) if best_score is not None else None,
         "best_model_path": getattr(checkpoint, "best_model_path", None) or None,
-        "last_model_path": getattr(checkpoint, "last_model_path", None) or None,
+        "last_model_path": next((c.last_model_path for c in trainer.checkpoint_callbacks if c.last_model_path), None),
         "epochs": trainer.current_epoch,
         "global_step": trainer.global_step,
         "duration_s": round(time.monotonic() - started, 3),
@@ -49,10 +49,14 @@ def fit_summary(trainer, started: float) -> dict:
     }
 
 
-def record(paths: RunPaths, section: str, values: dict) -> dict:
-    """Merge ``values`` into ``metrics.json[section]`` (written atomically) and return the whole record."""
+def record(paths: RunPaths, section: str, values: dict, key: str = None) -> dict:
+    """Set ``metrics.json[section]`` (or ``[section][key]``) to ``values``, written atomically; return the record."""
     metrics = read_json(paths.metrics_file, default={})
-    metrics.update({"experiment": paths.experiment, "version": paths.version, section: values})
+    metrics.update({"experiment": paths.experiment, "version": paths.version})
+    if key is None:
+        metrics[section] = values
+    else:
+        metrics.setdefault(section, {})[key] = values
     write_json_atomic(paths.metrics_file, metrics)
     return metrics
 

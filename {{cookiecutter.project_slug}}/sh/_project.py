@@ -1,15 +1,16 @@
-"""Paths and names shared by the scripts in sh/: the project root and experiment folders.
+"""What the scripts in sh/ share: experiment folders, one-line usage errors, paths typed by the user.
 
-Standard library only, so the scripts (and the cookiecutter hook that calls
-structure.py) run before the project's dependencies are installed.
+Standard library only (with runtime/paths.py), so the scripts (and the cookiecutter hook that
+calls structure.py) run before the project's dependencies are installed.
 """
 import argparse
 import re
 import sys
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-EXPERIMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from runtime.paths import PROJECT_ROOT, folder_name_problem, project_path, user_path  # noqa: E402, F401 (for sh/)
+
 VERSION_DIR = re.compile(r"^version_(\d+)$")
 
 
@@ -51,30 +52,6 @@ class ArgumentParser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see {self.prog} --help)")
 
 
-def project_path(path):
-    """Resolve ``path`` against the project root unless it is absolute."""
-    path = Path(path).expanduser()
-    return path if path.is_absolute() else PROJECT_ROOT / path
-
-
-def user_path(path):
-    """A path typed on the command line, made absolute.
-
-    A relative path names what exists beside the current folder, else what exists in the project
-    (so ``-s config/search/grid.yaml`` works from any folder); a path not made yet goes beside the
-    current folder when its parent folder is there, else into the project.
-    """
-    path = Path(path).expanduser()
-    if path.is_absolute():
-        return path
-    here, in_project = Path.cwd() / path, PROJECT_ROOT / path
-    if here.exists():
-        return here
-    if in_project.exists() or not here.parent.is_dir():
-        return in_project
-    return here
-
-
 def shown(path):
     """A path as the user reads it: relative to the project when inside it."""
     try:
@@ -84,11 +61,9 @@ def shown(path):
 
 
 def check_experiment_name(name):
-    if not EXPERIMENT_NAME.match(name) or ".." in name:
-        raise UsageError(
-            f"experiment name {name!r} is not a safe folder name "
-            "(letters, digits, '_', '-', '.'; no '/', spaces or '..'; at most 64 characters)"
-        )
+    problem = folder_name_problem("experiment", name)
+    if problem:
+        raise UsageError(problem)
     return name
 
 

@@ -69,7 +69,7 @@ def test_every_preset_has_an_effect_check():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", PRESETS)
 def test_preset_stacks_onto_the_first_experiment_and_runs(name, tmp_path, fast_args, monkeypatch, capsys):
-    run = {"dir": tmp_path / "res" / EXPERIMENT / "version_0", "device_stats": []}
+    run = {"dir": tmp_path / "res" / EXPERIMENT / "debug", "device_stats": []}
     after_fit = main_module.ResearchCLI.after_fit
     prefix_keys = device_stats_monitor._prefix_metric_keys
 
@@ -92,3 +92,13 @@ def test_preset_stacks_onto_the_first_experiment_and_runs(name, tmp_path, fast_a
     kept = {type(c).__name__ for c in run["trainer"].callbacks}
     assert set(SHARE_CALLBACKS) <= kept, f"{name} dropped share.yaml callbacks"
     assert EFFECTS[name](run), f"{name} had no visible effect"
+
+
+def test_a_debug_run_goes_to_the_scratch_folder_and_leaves_the_version_s_results_alone(tmp_path, fast_args):
+    version_0 = tmp_path / "res" / EXPERIMENT / "version_0"
+    version_0.mkdir(parents=True)
+    (version_0 / "metrics.json").write_text('{"fit": {"status": "finished"}}')
+    for _ in range(2):  # the second debug run replaces the first without asking
+        assert main(["fit", *CONFIGS, *fast_args, "--model.init_args.backbone=mlp", *preset("fast_dev_run")]) == 0
+    assert (tmp_path / "res" / EXPERIMENT / "debug" / "manifest.json").is_file()
+    assert [p.name for p in version_0.iterdir()] == ["metrics.json"]

@@ -5,6 +5,7 @@ import shutil
 import subprocess
 
 import pytest
+import torch
 from conftest import PROJECT_ROOT
 
 from main import main
@@ -49,7 +50,7 @@ def test_fit_records_its_run_refuses_to_overwrite_it_and_resumes_it(tmp_path, fa
     assert [row["epoch"] for row in history(run_dir)] == ["0", "1", "2"]
     assert history(run_dir)[:2] == rows  # the resumed run continued the history
     resumed = json.loads((run_dir / "manifest.json").read_text())
-    assert resumed["status"] == "finished" and resumed["resumed_from"] == "last"
+    assert resumed["status"] == "finished" and resumed["resumed_from"] == str(run_dir / "checkpoints" / "last.ckpt")
     assert [attempt["status"] for attempt in resumed["earlier_attempts"]] == ["finished"]
     assert sorted(p.name for p in (tmp_path / "res" / "example").iterdir()) == ["version_0"]
 
@@ -60,6 +61,16 @@ def test_fit_records_its_run_refuses_to_overwrite_it_and_resumes_it(tmp_path, fa
     assert json.loads((run_dir / "manifest.json").read_text())["earlier_attempts"] == []
     assert not (run_dir / "checkpoints" / "stale.ckpt").exists()  # the old results were removed first
     assert (run_dir / "run.log").read_text() == "sh/run.py's log of this run\n"  # the runner's log was kept
+
+
+def test_last_checkpoint_is_the_last_epoch_even_when_the_best_is_older(tmp_path, fast_args):
+    run_dir = tmp_path / "res" / "example" / "version_0"
+    # lr 0: the model never changes, so val/acc never improves after the first epoch
+    assert main(["fit", "-c", EXAMPLE, *fast_args, "--trainer.max_epochs=3", "--optimizer.init_args.lr=0"]) == 0
+    assert [p.name for p in (run_dir / "checkpoints").glob("epoch*.ckpt")] == ["epoch000-val_acc%.4f.ckpt" % float(
+        json.loads((run_dir / "metrics.json").read_text())["fit"]["best_score"])]
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert (last["epoch"], last["global_step"]) == (2, 9)  # 3 epochs of 3 batches
 
 
 def test_a_fit_that_raises_is_recorded_as_failed(tmp_path, fast_args):
