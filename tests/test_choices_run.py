@@ -34,6 +34,12 @@ def fit(project, *args, env=NO_NETWORK):
     return run_python(["main.py", "fit", *VERSION_0, *ONE_EPOCH, *args], project, env=env)
 
 
+def resume(project):
+    """Continue version_0's one-epoch fit to a second epoch from its last.ckpt."""
+    return run_python(["main.py", "fit", *VERSION_0, *FAST, "--trainer.max_epochs=2", "--ckpt_path", "last"], project,
+                      env=NO_NETWORK)
+
+
 def run_dir(project):
     return project / "res" / "baseline" / "version_0"
 
@@ -71,7 +77,7 @@ def wandb_history_keys(run_file):
 # ----------------------------------------------------------------------------------------------- loggers
 
 @pytest.mark.slow
-def test_tensorboard_events_hold_the_training_loss_and_validation_metric(cookies):
+def test_tensorboard_events_hold_the_training_loss_and_validation_metric_and_a_resume_continues_them(cookies):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     project = bake(cookies, dataset="digits", logger="tensorboard", precision="32-true")
@@ -83,21 +89,29 @@ def test_tensorboard_events_hold_the_training_loss_and_validation_metric(cookies
     assert {"train/loss_step", "train/loss_epoch", "val/acc", "test/acc"} <= set(events.Tags()["scalars"])
     assert len(events.Scalars("train/loss_step")) == 3
     assert 0.0 <= events.Scalars("val/acc")[-1].value <= 1.0
+    assert_ok(resume(project))
+    events = EventAccumulator(str(run_dir(project)))
+    events.Reload()
+    assert [event.step for event in events.Scalars("train/loss_step")] == [0, 1, 2, 3, 4, 5]
     assert [p.name for p in (project / "res" / "baseline").iterdir()] == ["version_0"]
 
 
 @pytest.mark.slow
-def test_csv_metrics_file_has_the_loss_and_metric_columns(cookies):
+def test_csv_metrics_file_has_the_loss_and_metric_columns_and_a_resume_keeps_its_rows(cookies):
     project = bake(cookies, dataset="digits", logger="csv")
     assert_ok(fit(project))
     rows = read_csv(run_dir(project) / "metrics.csv")
     assert {"train/loss_step", "train/loss_epoch", "val/acc", "val/loss", "test/acc"} <= set(rows[0])
     assert len([row for row in rows if row["train/loss_step"]]) == 3
     assert 0.0 <= float(next(row["val/acc"] for row in rows if row["val/acc"])) <= 1.0
+    assert_ok(resume(project))
+    rows = read_csv(run_dir(project) / "metrics.csv")
+    assert [int(row["step"]) for row in rows if row["train/loss_step"]] == [0, 1, 2, 3, 4, 5]
+    assert [row["epoch"] for row in rows if row["val/acc"]] == ["0", "1"]
 
 
 @pytest.mark.slow
-def test_wandb_is_offline_by_default_and_writes_its_run_locally(cookies):
+def test_wandb_is_offline_by_default_writes_its_run_locally_and_a_resume_continues_that_run(cookies):
     project = bake(cookies, dataset="digits", logger="wandb")
     assert_ok(fit(project))
     runs = list((run_dir(project) / "wandb").glob("offline-run-*"))
@@ -105,10 +119,15 @@ def test_wandb_is_offline_by_default_and_writes_its_run_locally(cookies):
     keys = wandb_history_keys(next(runs[0].glob("run-*.wandb")))
     assert {"train/loss_step", "train/loss_epoch", "val/acc", "test/acc"} <= keys
     assert "wandb sync res/" in (project / "README.md").read_text()
+    run_id = json.loads((run_dir(project) / "manifest.json").read_text())["logger_runs"]["WandbLogger"]
+    assert runs[0].name.endswith(f"-{run_id}")
+    assert_ok(resume(project))
+    resumed = sorted((run_dir(project) / "wandb").glob("offline-run-*"))
+    assert len(resumed) == 2 and all(path.name.endswith(f"-{run_id}") for path in resumed)  # one run, synced as one
 
 
 @pytest.mark.slow
-def test_mlflow_store_under_res_is_read_back_through_the_mlflow_client(cookies):
+def test_mlflow_store_under_res_is_read_back_through_the_mlflow_client_and_one_run_holds_the_version(cookies):
     from mlflow.tracking import MlflowClient
 
     project = bake(cookies, dataset="digits", logger="mlflow")
@@ -120,6 +139,12 @@ def test_mlflow_store_under_res_is_read_back_through_the_mlflow_client(cookies):
     assert found.data.params["backbone"] == "mlp" and found.data.params["num_classes"] == "10"
     assert {"train/loss_epoch", "val/acc", "test/acc"} <= set(found.data.metrics)
     assert len(client.get_metric_history(found.info.run_id, "train/loss_step")) == 3
+    assert_ok(resume(project))
+    assert_ok(run_python(["main.py", "test", *VERSION_0, *FAST, "--ckpt_path", "last"], project, env=NO_NETWORK))
+    (again,) = client.search_runs([experiment.experiment_id])  # the resume and the test logged into the same run
+    assert again.info.run_id == found.info.run_id
+    assert len(client.get_metric_history(found.info.run_id, "train/loss_step")) == 6
+    assert len(client.get_metric_history(found.info.run_id, "test/acc")) == 3  # after each fit, and the test
 
 
 @pytest.mark.slow

@@ -17,15 +17,17 @@ from pytorch_lightning.cli import LightningCLI
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from data import DatasetNotFoundError
-from runtime.checkpoints import resolve_checkpoint, use_atomic_checkpoints
+from runtime.checkpoints import LIGHTNING_RESUME_NAMES, resolve_checkpoint, use_atomic_checkpoints
 from runtime.checks import ConfigError, check_callbacks, check_hardware
 from runtime.errors import cause_of_type, one_line, parse_error_message
+from runtime.files import read_json
 from runtime.gpus import select_gpus
 from runtime.manifest import RunManifest, command_line
-from runtime.outputs import RunPaths, route_outputs
+from runtime.outputs import RunPaths, logger_configs, route_outputs
 from runtime.performance import use_tensor_cores
 from runtime.predictions import PredictionCSVWriter
 from runtime.records import HistoryCSV, SaveRunConfig, fit_summary, record
+from runtime.resume import KeepCSVRows, continue_logger_runs
 
 PROJECT_ROOT = Path(__file__).resolve().parent
 LINKED_FROM_DATA = ("num_classes", "input_shape")  # datamodule attributes passed to the model's __init__
@@ -71,12 +73,17 @@ class ResearchCLI(LightningCLI):
         select_gpus(config.trainer)
         use_tensor_cores(config.trainer)
         route_outputs(config.trainer, self.paths)
-        if self.subcommand == "predict" and config.return_predictions is None:
-            config.return_predictions = False  # they go to predictions.csv; do not also hold them all in memory
+        if self.subcommand != "fit" or config.ckpt_path:  # log into the runs of the version being continued
+            recorded = read_json(self.paths.manifest_file, default={}).get("logger_runs") or {}
+            continue_logger_runs(logger_configs(config.trainer), recorded)
+        if self.subcommand == "predict":
+            config.trainer.logger = False  # predict logs nothing: no empty logger files or runs
+            if config.return_predictions is None:
+                config.return_predictions = False  # they go to predictions.csv; do not also hold them all in memory
 
     def before_fit(self) -> None:
-        """Lock and guard the run folder, start manifest.json, record history.csv whatever the logger,
-        and write checkpoints atomically."""
+        """Lock and guard the run folder (manifest.json follows once the data is set up), record history.csv
+        whatever the logger, and write checkpoints atomically."""
         config = self.config[self.subcommand]
         merged = config.as_dict()
         merged["model"].setdefault("init_args", {}).update(
@@ -85,7 +92,9 @@ class ResearchCLI(LightningCLI):
                                     seed=config.seed_everything, project_root=PROJECT_ROOT,
                                     resumed_from=config.ckpt_path, overwrite=self.run_config.overwrite,
                                     enabled=rank_zero_only.rank == 0)
-        self.trainer.callbacks.insert(0, HistoryCSV(self.paths.history_file))  # ahead of the checkpoints
+        self.trainer.callbacks[:0] = [self.manifest, HistoryCSV(self.paths.history_file)]  # ahead of the checkpoints
+        if config.ckpt_path and config.ckpt_path not in LIGHTNING_RESUME_NAMES:
+            self.trainer.callbacks.append(KeepCSVRows(self.trainer.loggers, config.ckpt_path))
         use_atomic_checkpoints(self.trainer)
 
     def fit(self, **kwargs) -> None:

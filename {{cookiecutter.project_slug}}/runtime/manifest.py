@@ -5,8 +5,10 @@ behalf, or by main.py itself when started directly), so one version never trains
 and a "running" manifest whose lock is free belongs to a killed run.
 
 manifest.json says how the run was made (command line, merged config, seed, git commit, software,
-host, devices) and how it ended: ``status`` is ``running`` from the start, then ``finished``,
-``failed`` or ``interrupted`` (also when an exception ends it). Every write is atomic.
+host, devices, the loggers' run ids) and how it ended: ``status`` is ``running`` from the start, then
+``finished``, ``failed`` or ``interrupted`` (also when an exception ends it). It is first written
+once the data is set up, so a fit that cannot even load its data leaves nothing behind. Every
+write is atomic.
 """
 import fcntl
 import os
@@ -22,10 +24,12 @@ from typing import Optional
 
 import pytorch_lightning
 import torch
+from pytorch_lightning import Callback
 
 from .checks import ConfigError
 from .files import read_json, write_json_atomic
 from .outputs import LOCK_FD_ENV, RunPaths
+from .resume import logger_run_ids, retire_logger_runs
 
 
 def hold_lock(paths: RunPaths) -> Optional[int]:
@@ -107,8 +111,9 @@ def _attempt(manifest: dict) -> dict:
     return attempt
 
 
-class RunManifest:
-    """One fit in its run folder: locks it, guards earlier results, writes manifest.json until ``finish``.
+class RunManifest(Callback):
+    """One fit in its run folder: locks it and guards earlier results when built (before any process of
+    the fit starts), writes manifest.json when the fit's data is set up, and again at ``finish``.
 
     Only the process that writes results (rank 0) passes ``enabled``; the others do nothing.
     """
@@ -116,44 +121,56 @@ class RunManifest:
     def __init__(self, paths: RunPaths, *, command: list, config: dict, seed, project_root,
                  resumed_from=None, overwrite: bool = False, enabled: bool = True):
         self.paths, self.enabled, self.started, self._lock_fd = paths, enabled, time.monotonic(), None
+        self.command, self.config, self.seed, self.project_root = command, config, seed, project_root
+        self.resumed_from, self.data = resumed_from, None
         if not enabled:
             return
         self._lock_fd = hold_lock(paths)
         try:
+            self.earlier = read_json(paths.manifest_file, default=None) or {}
             claim_run_folder(paths, resuming=resumed_from is not None, overwrite=overwrite)
-            earlier = read_json(paths.manifest_file, default=None) if resumed_from else None
-            self.data = {
-                "experiment": paths.experiment,
-                "version": paths.version,
-                "status": "running",
-                "exit_status": None,
-                "error": None,
-                "command": command,
-                "cwd": os.getcwd(),
-                "start_time": _now(),
-                "end_time": None,
-                "duration_s": None,
-                "resumed_from": resumed_from,
-                "earlier_attempts": [*earlier.get("earlier_attempts", []), _attempt(earlier)] if earlier else [],
-                "seed": seed,
-                "git": git_state(project_root),
-                "software": {
-                    "python": platform.python_version(),
-                    "torch": torch.__version__,
-                    "pytorch_lightning": pytorch_lightning.__version__,
-                    "cuda": torch.version.cuda,
-                },
-                "host": socket.gethostname(),
-                "pid": os.getpid(),
-                "platform": platform.platform(),
-                "devices": device_names(),
-                "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
-                "config": config,
-            }
-            write_json_atomic(paths.manifest_file, self.data)
         except BaseException:
             self._release()
             raise
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        """The data is there (prepare_data and setup ran): the run starts, and its manifest is written."""
+        if not self.enabled or stage != "fit" or self.data is not None:
+            return
+        run_ids = logger_run_ids(trainer.loggers)
+        if not self.resumed_from:
+            retire_logger_runs(trainer.loggers, self.earlier.get("logger_runs") or {})
+        earlier = self.earlier if self.resumed_from else {}
+        self.data = {
+            "experiment": self.paths.experiment,
+            "version": self.paths.version,
+            "status": "running",
+            "exit_status": None,
+            "error": None,
+            "command": self.command,
+            "cwd": os.getcwd(),
+            "start_time": _now(),
+            "end_time": None,
+            "duration_s": None,
+            "resumed_from": self.resumed_from,
+            "earlier_attempts": [*earlier.get("earlier_attempts", []), _attempt(earlier)] if earlier else [],
+            "seed": self.seed,
+            "git": git_state(self.project_root),
+            "software": {
+                "python": platform.python_version(),
+                "torch": torch.__version__,
+                "pytorch_lightning": pytorch_lightning.__version__,
+                "cuda": torch.version.cuda,
+            },
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "platform": platform.platform(),
+            "devices": device_names(),
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+            "logger_runs": run_ids,
+            "config": self.config,
+        }
+        write_json_atomic(self.paths.manifest_file, self.data)
 
     def _release(self) -> None:
         if self._lock_fd is not None:
@@ -161,13 +178,14 @@ class RunManifest:
             self._lock_fd = None
 
     def finish(self, status: str, exit_status: int = 0, error: Optional[str] = None) -> None:
-        """Record how the fit ended and unlock the version."""
+        """Record how the fit ended (when it got as far as starting) and unlock the version."""
         if not self.enabled:
             return
-        self.data.update(status=status, exit_status=exit_status, error=error, end_time=_now(),
-                         duration_s=round(time.monotonic() - self.started, 3))
         try:
-            write_json_atomic(self.paths.manifest_file, self.data)
+            if self.data is not None:
+                self.data.update(status=status, exit_status=exit_status, error=error, end_time=_now(),
+                                 duration_s=round(time.monotonic() - self.started, 3))
+                write_json_atomic(self.paths.manifest_file, self.data)
         finally:
             self._release()
 

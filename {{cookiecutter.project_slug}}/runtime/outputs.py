@@ -95,13 +95,17 @@ def _route_logger(logger, paths: RunPaths) -> None:
         args.artifact_location = (paths.res_dir / "mlartifacts" / paths.experiment).as_uri()
 
 
+def logger_configs(trainer_config) -> list:
+    """The logger entries (class_path and init_args) of a parsed trainer config."""
+    loggers = trainer_config.logger
+    return [logger for logger in (loggers if isinstance(loggers, list) else [loggers]) if hasattr(logger, "init_args")]
+
+
 def route_outputs(trainer_config, paths: RunPaths) -> None:
     """Point the trainer's root folder, logger(s), ModelCheckpoint(s) and profiler files at the run's folder."""
     trainer_config.default_root_dir = str(paths.run_dir)
-    loggers = trainer_config.logger
-    for logger in loggers if isinstance(loggers, list) else [loggers]:
-        if hasattr(logger, "init_args"):
-            _route_logger(logger, paths)
+    for logger in logger_configs(trainer_config):
+        _route_logger(logger, paths)
     for callback in trainer_config.callbacks or []:
         if _class_name(callback) in ("ModelCheckpoint", "LatestCheckpoint"):
             callback.init_args.dirpath = str(paths.checkpoint_dir)
