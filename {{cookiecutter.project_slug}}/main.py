@@ -19,7 +19,7 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_only
 from data import DatasetNotFoundError
 from runtime.checkpoints import LIGHTNING_RESUME_NAMES, resolve_checkpoint, use_atomic_checkpoints
 from runtime.checks import ConfigError, check_callbacks, check_hardware
-from runtime.errors import cause_of_type, one_line, parse_error_message
+from runtime.errors import cause_of_type, one_line, parse_error_message, refused_setting
 from runtime.files import read_json
 from runtime.gpus import select_gpus
 from runtime.manifest import RunManifest, command_line
@@ -81,6 +81,16 @@ class ResearchCLI(LightningCLI):
             if config.return_predictions is None:
                 config.return_predictions = False  # they go to predictions.csv; do not also hold them all in memory
 
+    def instantiate_classes(self) -> None:
+        """Build the model, data and trainer; a setting Lightning or torch refuses is one ConfigError line."""
+        try:
+            super().instantiate_classes()
+        except Exception as error:
+            refused = refused_setting(error)
+            if refused is None:
+                raise
+            raise ConfigError(f"{type(refused).__name__}: {one_line(refused)}") from error
+
     def before_fit(self) -> None:
         """Lock and guard the run folder (manifest.json follows once the data is set up), record history.csv
         whatever the logger, and write checkpoints atomically."""
@@ -140,7 +150,8 @@ def main(args=None) -> int:
             seed_everything_default=2022,
             save_config_callback=SaveRunConfig,
             save_config_kwargs={"overwrite": True},
-            parser_kwargs={"exit_on_error": False},  # parse errors raise; reported below as one line
+            parser_kwargs={"exit_on_error": False,  # parse errors raise; reported below as one line
+                           "allow_abbrev": False},  # --trainer.max_epoch is an error, not max_epochs
             args=args,
         )
     except ArgumentError as error:

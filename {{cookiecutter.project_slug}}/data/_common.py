@@ -18,6 +18,7 @@ from pytorch_lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
+from runtime.checks import ConfigError
 from runtime.paths import project_path
 
 CACHE_FORMAT = 1  # bump when the cache's content changes meaning: old caches are then rebuilt
@@ -84,6 +85,15 @@ def load_cached(cache_file: Path, sources: Sequence[Path],
     images, labels = decode()
     _write_cache(cache_file, {"format": CACHE_FORMAT, "sources": stamps, "images": images, "labels": labels})
     return images, labels
+
+
+def check_loader_settings(batch_size: int, val_fraction: float) -> None:
+    """ConfigError (one line from main.py) for settings no loader or split could work with."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"data.init_args.batch_size must be a positive integer, got {batch_size!r}")
+    if not 0.0 < val_fraction < 1.0:
+        raise ConfigError(f"data.init_args.val_fraction must be between 0 and 1 (the share of the training "
+                          f"data kept for validation), got {val_fraction!r}")
 
 
 def split_indices(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -214,6 +224,7 @@ class InMemoryImageDataModule(LightningDataModule):
     def __init__(self, batch_size: int = 128, val_fraction: float = 0.1, split_seed: int = 42, augment: bool = False,
                  predict_dir: Optional[str] = None):
         super().__init__()
+        check_loader_settings(batch_size, val_fraction)
         self.batch_size = batch_size
         self.val_fraction = val_fraction
         self.split_seed = split_seed

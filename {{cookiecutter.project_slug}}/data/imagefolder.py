@@ -13,10 +13,12 @@ from pytorch_lightning import LightningDataModule
 from torch.utils.data import DataLoader, Subset
 from torchvision import datasets, transforms
 
+from runtime.checks import ConfigError
 from runtime.paths import project_path
 
 from ._common import (
     DatasetNotFoundError,
+    check_loader_settings,
     ImageFilesDataset,
     default_num_workers,
     split_indices,
@@ -57,6 +59,9 @@ class ImageFolderDataModule(LightningDataModule):
             predict_dir: folder of image files for ``main.py predict`` (default: the test split).
         """
         super().__init__()
+        check_loader_settings(batch_size, val_fraction)
+        if image_size < 1:
+            raise ConfigError(f"data.init_args.image_size must be a positive integer, got {image_size!r}")
         self.data_dir = project_path(data_dir)
         self.image_size = image_size
         self.batch_size = batch_size

@@ -39,7 +39,11 @@ class ImageClassifier(LightningModule):
         self.train_metrics = classification_metrics(num_classes, prefix="train/")
         self.val_metrics = classification_metrics(num_classes, prefix="val/")
         self.test_metrics = classification_metrics(num_classes, prefix="test/")
-        self.example_input_array = torch.zeros(2, *input_shape)
+
+    @property
+    def example_input_array(self) -> torch.Tensor:
+        """Two blank images in the parameters' dtype (float64 under 64-true): the summary's and graph's input."""
+        return torch.zeros(2, *self.hparams.input_shape, dtype=next(self.parameters()).dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)

@@ -2,15 +2,20 @@
 
 jsonargparse reports a bad config as a page of usage plus a nested error; here that becomes one
 line naming what is wrong: the malformed YAML file and line, the unknown key (and the config
-file holding it), or the class_path that does not import.
+file holding it), or the class_path that does not import. A value Lightning or torch refuses when
+the trainer, model or data are built (devices 0, an unknown strategy) is one line too.
 """
 import re
+import traceback
 from pathlib import Path
+from typing import Optional
 
 import yaml
 
 UNKNOWN_KEY = re.compile(r"does not accept option '([^']+)'|Option '([^']+)' is not accepted")
 SIMPLE_VALUE_TYPES = ("<class 'str'>", "<class 'int'>", "<class 'float'>", "<class 'bool'>")
+SETTING_CHECKERS = ("pytorch_lightning", "lightning_fabric", "lightning_utilities", "torch", "torchmetrics",
+                    "torchvision")
 
 
 def one_line(text) -> str:
@@ -27,6 +32,23 @@ def cause_of_type(error, kinds):
         seen.add(id(error))
         error = error.__cause__ or error.__context__
     return None
+
+
+def refused_setting(error) -> Optional[BaseException]:
+    """The error, in ``error``'s chain, with which Lightning or torch refused a setting while the classes were
+    built (``MisconfigurationException``, or a ValueError / TypeError / ImportError raised inside those
+    packages, such as a strategy's missing package); else None.
+
+    Errors raised in the project's own code keep their traceback: they are bugs to see, not settings.
+    """
+    from lightning_fabric.utilities.exceptions import MisconfigurationException
+
+    found = cause_of_type(error, (MisconfigurationException,)) or cause_of_type(error, (ValueError, TypeError, ImportError))
+    if found is None or isinstance(found, MisconfigurationException):
+        return found
+    frames = traceback.extract_tb(found.__traceback__)
+    module = Path(frames[-1].filename).parts if frames else ()
+    return found if any(package in module for package in SETTING_CHECKERS) else None
 
 
 def config_files(args) -> list[Path]:

@@ -11,6 +11,7 @@ import pytest
 from conftest import DATASET, PROJECT_ROOT
 
 from main import main
+from runtime.errors import refused_setting
 
 EXPERIMENT = "{{ cookiecutter.experiment_name }}"
 PARSE_ERROR = 2
@@ -119,6 +120,33 @@ def test_value_of_the_wrong_type_is_refused(refused, experiment):
 
 def test_missing_config_file_is_refused(refused, experiment):
     refused(["fit", "-c", str(experiment / "no_such.yaml")], "File does not exist")
+
+
+@pytest.mark.parametrize("override,message", [
+    ("--trainer.devices=0", "MisconfigurationException: `Trainer(devices='0')` value is not a valid input"),
+    ("--trainer.strategy=nope", "ValueError: You selected an invalid strategy name: `strategy='nope'`"),
+    ("--trainer.max_epochs=-5", "`max_epochs` must be a non-negative integer or -1"),
+    ("--trainer.accelerator=tpu", "ModuleNotFoundError: Requirement 'torch_xla"),
+    ("--data.init_args.batch_size=0", "data.init_args.batch_size must be a positive integer, got 0"),
+    ("--data.init_args.val_fraction=1.5", "data.init_args.val_fraction must be between 0 and 1"),
+    ("--run.version=..", "run.version name '..' is not a safe folder name"),
+    ("--run.experiment=a/b", "run.experiment name 'a/b' is not a safe folder name"),
+], ids=["devices 0", "strategy", "max_epochs", "tpu", "batch_size", "val_fraction", "version ..", "experiment a/b"])
+def test_a_setting_lightning_or_the_data_refuses_is_one_line(refused, experiment, override, message):
+    refused(fit_args(experiment), message, status=DATA_ERROR, overrides=[override])
+
+
+@pytest.mark.parametrize("abbreviation", ["--trainer.max_epoch=1", "--run.over=true"])
+def test_abbreviated_options_are_refused_not_guessed(refused, experiment, abbreviation):
+    refused(fit_args(experiment), f"unrecognized arguments: {abbreviation}", overrides=[abbreviation])
+
+
+def test_a_bug_in_the_project_s_own_code_keeps_its_traceback():
+    try:
+        raise ValueError("a bug in model/ or data/")  # raised here, in the project's code
+    except ValueError as error:
+        assert refused_setting(RuntimeError("while building")) is None
+        assert refused_setting(error) is None
 
 
 def test_unknown_subcommand_is_refused(refused):

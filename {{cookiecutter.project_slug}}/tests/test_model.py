@@ -23,6 +23,13 @@ def test_training_step_returns_a_finite_loss_with_gradients():
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
 
 
+def test_example_input_follows_the_model_s_dtype():
+    model = ImageClassifier(backbone="cnn", num_classes=10, input_shape=(1, 8, 8))
+    assert model.example_input_array.shape == (2, 1, 8, 8) and model.example_input_array.dtype == torch.float32
+    assert model.double().example_input_array.dtype == torch.float64  # precision 64-true: the summary runs
+    assert model(model.example_input_array).dtype == torch.float64
+
+
 def test_hyperparameters_are_saved():
     model = ImageClassifier(backbone="mlp", num_classes=3, input_shape=(1, 8, 8), dropout=0.1)
     assert model.hparams.backbone == "mlp" and model.hparams.num_classes == 3 and model.hparams.dropout == 0.1
