@@ -43,7 +43,8 @@ def refused_setting(error) -> Optional[BaseException]:
     """
     from lightning_fabric.utilities.exceptions import MisconfigurationException
 
-    found = cause_of_type(error, (MisconfigurationException,)) or cause_of_type(error, (ValueError, TypeError, ImportError))
+    found = (cause_of_type(error, (MisconfigurationException,))
+             or cause_of_type(error, (ValueError, TypeError, ImportError)))
     if found is None or isinstance(found, MisconfigurationException):
         return found
     frames = traceback.extract_tb(found.__traceback__)
