@@ -52,7 +52,7 @@ def main():
         remove(path)
     command = [
         sys.executable, str(Path("sh", "structure.py")),
-        "-e", EXPERIMENT, "-v", N_VERSIONS, "-d", DESCRIPTION, "--quiet",
+        f"--ex_name={EXPERIMENT}", f"--v_num={N_VERSIONS}", f"--desc={DESCRIPTION}", "--quiet",  # '-5' stays a value
     ]
     result = subprocess.run(command, check=False)
     return result.returncode

@@ -40,7 +40,7 @@ def problems(answers):
             "(letters, digits, '_', '-', '.'; no '/', spaces or '..'; at most 64 characters)"
         )
     n_versions = answers["n_versions"].strip()
-    if not n_versions.isdigit() or int(n_versions) < 1:
+    if not re.fullmatch(r"[0-9]+", n_versions) or int(n_versions) < 1:
         yield f"n_versions {answers['n_versions']!r} must be a positive integer"
     devices = answers["devices"].strip().replace(" ", "")
     gpu_ids = [part for part in devices.split(",") if part] if "," in devices else []

@@ -29,15 +29,16 @@ BAD_ANSWERS = [
     ({"n_versions": "0"}, "n_versions '0' must be a positive integer"),
     ({"n_versions": "-1"}, "n_versions '-1' must be a positive integer"),
     ({"n_versions": "abc"}, "n_versions 'abc' must be a positive integer"),
+    ({"n_versions": "²"}, "n_versions '²' must be a positive integer"),
     ({"devices": "many"}, "devices 'many' must be 'auto', a positive count"),
     ({"devices": "0"}, "devices '0' must be 'auto', a positive count"),
     ({"devices": "0,1,0"}, "devices '0,1,0' names a GPU twice"),
     ({"strategy": "ddp", "devices": "1"}, "strategy 'ddp' with devices=1 runs a single process"),
     ({"strategy": "ddp", "devices": "3,"}, "strategy 'ddp' with devices=3, runs a single process"),
+    # Caught after generation, by sh/structure.py: names of what config/ already holds.
+    ({"experiment_name": "debug"}, "config/debug exists and is not an experiment"),
+    ({"experiment_name": "template.yaml"}, "config/template.yaml is a file, not an experiment"),
 ]
-if (TEMPLATE / "{{cookiecutter.project_slug}}" / "config" / "debug").is_dir():
-    # Caught after generation, by sh/structure.py: config/debug holds the debug presets.
-    BAD_ANSWERS.append(({"experiment_name": "debug"}, "config/debug exists and is not an experiment"))
 
 
 def only_error_line(stderr):

@@ -88,6 +88,12 @@ def test_only_the_chosen_logger_is_a_dependency(cookies):
             assert (package in text) == (choice == logger), (logger, package)
 
 
+def test_a_description_that_looks_like_an_option_is_kept_as_text(cookies):
+    project = bake(cookies, experiment_description="-v 5 --quiet")
+    assert (project / "config" / "baseline" / "desc.txt").read_text() == "-v 5 --quiet\n"
+    assert sorted(p.name for p in (project / "config" / "baseline").glob("version_*")) == ["version_0", "version_1"]
+
+
 def test_answers_are_recorded_for_regeneration(cookies):
     project = bake(cookies, dataset="digits", model="mlp")
     answers = json.loads((project / ".cookiecutter.json").read_text())

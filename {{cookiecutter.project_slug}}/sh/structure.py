@@ -83,6 +83,8 @@ def ensure_experiment(name, config_dir, template, description=""):
     if not template.is_file():
         raise UsageError(f"template {template} does not exist")
     experiment_dir = project_path(config_dir) / name
+    if experiment_dir.exists() and not experiment_dir.is_dir():
+        raise UsageError(f"{experiment_dir} is a file, not an experiment: choose another name")
     if experiment_dir.is_dir() and not (experiment_dir / "share.yaml").exists() and any(experiment_dir.iterdir()):
         raise UsageError(f"{experiment_dir} exists and is not an experiment (no share.yaml): choose another name")
     experiment_dir.mkdir(parents=True, exist_ok=True)
