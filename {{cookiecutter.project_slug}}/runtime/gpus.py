@@ -10,53 +10,18 @@ Under torchrun or SLURM the launcher places the processes, so nothing is selecte
 a machine without CUDA, or when ``devices`` is a list of ids, ``"0,1"``, ``"auto"`` or ``-1``.
 """
 import os
-import subprocess
 import sys
-from dataclasses import dataclass
 from typing import Callable, Optional
 
 import torch
 from pytorch_lightning.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
 
 from .checks import ConfigError
+from .nvidia_smi import GpuStatus, query_gpus
 
 os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")  # CUDA device i == nvidia-smi index i
 
 SELECTED_GPUS_ENV = "RESEARCH_SELECTED_GPUS"
-NVIDIA_SMI_QUERY = ["nvidia-smi", "--query-gpu=index,uuid,utilization.gpu,memory.used", "--format=csv,noheader,nounits"]
-
-
-@dataclass(frozen=True)
-class GpuStatus:
-    index: int  # physical index, as nvidia-smi numbers it
-    uuid: str
-    utilization: float  # percent
-    memory_used: float  # MiB
-
-
-def parse_nvidia_smi(text: str) -> list[GpuStatus]:
-    """Parse ``index, uuid, utilization.gpu, memory.used`` CSV lines; unknown values ("[N/A]") rank last."""
-
-    def number(value: str) -> float:
-        try:
-            return float(value)
-        except ValueError:
-            return float("inf")
-
-    gpus = []
-    for line in text.strip().splitlines():
-        index, uuid, utilization, memory = (field.strip() for field in line.split(","))
-        gpus.append(GpuStatus(int(index), uuid, number(utilization), number(memory)))
-    return gpus
-
-
-def query_gpus() -> Optional[list[GpuStatus]]:
-    """Every physical GPU's load from nvidia-smi, or None when nvidia-smi is missing or fails."""
-    try:
-        result = subprocess.run(NVIDIA_SMI_QUERY, capture_output=True, text=True, timeout=30, check=True)
-        return parse_nvidia_smi(result.stdout)
-    except (OSError, subprocess.SubprocessError, ValueError):
-        return None
 
 
 def visible_gpus(gpus: list[GpuStatus], cuda_visible_devices: Optional[str]) -> Optional[list[GpuStatus]]:

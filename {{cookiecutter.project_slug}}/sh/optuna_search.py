@@ -53,8 +53,8 @@ def parse_args(argv=None):
     parser.add_path_argument("-c", "--config", default="config", help="config folder")
     parser.add_path_argument("-t", "--template", default="config/template.yaml", help="share.yaml of a new experiment")
     parser.add_argument("-d", "--desc", default="", help="desc.txt of a new experiment")
-    parser.add_arguments_option("-o", "--other_para", default="",
-                                help='extra main.py arguments, e.g. "--trainer.max_epochs=5"')
+    parser.add_arguments_option("-o", "--other_para", action="append", default=[],
+                                help='extra main.py arguments, e.g. "--trainer.max_epochs=5" (may be repeated)')
     return parser.parse_args(argv)
 
 

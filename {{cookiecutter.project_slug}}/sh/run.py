@@ -41,8 +41,7 @@ from _project import (  # noqa: E402
     shown,
     version_numbers,
 )
-
-sys.path.insert(0, str(PROJECT_ROOT))
+from runtime.nvidia_smi import query_gpus  # noqa: E402 (_project put the project on sys.path)
 from runtime.outputs import LOCK_FD_ENV, RunPaths  # noqa: E402
 
 DEFAULT_RES_DIR = "res"
@@ -62,8 +61,8 @@ def parse_args(argv=None):
     which.add_argument("--all_ver", action="store_true", help="every version of -e")
     which.add_argument("--all_ex", action="store_true", help="every version of every experiment")
     parser.add_path_argument("-c", "--config", default="config", help="config folder")
-    parser.add_arguments_option("-o", "--other_para", default="",
-                                help='extra main.py arguments, e.g. "--trainer.max_epochs=3"')
+    parser.add_arguments_option("-o", "--other_para", action="append", default=[],
+                                help='extra main.py arguments, e.g. "--trainer.max_epochs=3" (may be repeated)')
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     parser.add_argument("--jobs", type=int, help="versions run at once (default 1, or one per GPU group)")
     parser.add_argument("--gpus", help="GPU ids shared out to the runs through CUDA_VISIBLE_DEVICES, e.g. 0,1,2,3")
@@ -136,12 +135,15 @@ def experiment_results_dir(experiment_dir: Path, main_args=()) -> Path:
     return project_path(str(run["res_dir"])) / experiment_dir.name
 
 
-def split_main_args(text: str) -> list:
-    """-o/--other_para as an argument list, split like a shell would."""
-    try:
-        return shlex.split(text)
-    except ValueError as error:
-        raise UsageError(f"-o/--other_para {text!r}: {error}") from None
+def split_main_args(texts) -> list:
+    """-o/--other_para (given once or more) as one argument list, each split like a shell would."""
+    arguments = []
+    for text in [texts] if isinstance(texts, str) else texts:
+        try:
+            arguments += shlex.split(text)
+        except ValueError as error:
+            raise UsageError(f"-o/--other_para {text!r}: {error}") from None
+    return arguments
 
 
 def _listing(numbers) -> str:
@@ -170,8 +172,10 @@ def _chosen_numbers(args, experiment_dir: Path) -> list[int]:
         return wanted
     begin = args.begin_ver if args.begin_ver is not None else existing[0]
     end = args.end_ver if args.end_ver is not None else existing[-1] + 1
-    if begin < 0 or end < 0:
-        raise UsageError(f"-b/-t must not be negative, got -b {begin} -t {end}")
+    negative = [f"{flag} {value}" for flag, value in (("-b", args.begin_ver), ("-t", args.end_ver))
+                if value is not None and value < 0]
+    if negative:
+        raise UsageError(f"version numbers are never negative, got {' '.join(negative)}")
     if begin >= end:
         raise UsageError(f"empty range -b {begin} -t {end}: the range is half-open, -b B -t T runs B .. T-1")
     chosen = [k for k in existing if begin <= k < end]
@@ -205,13 +209,29 @@ def select_versions(args, main_args=()) -> list[Version]:
                              f"(experiments: {', '.join(experiment_names(config_dir)) or 'none'})")
         chosen = [(experiment_dir, k) for k in _chosen_numbers(args, experiment_dir)]
     versions = [resolve_version(experiment_dir, k, main_args) for experiment_dir, k in chosen]
+    check_own_folders(versions, config_dir, main_args)
+    return versions
+
+
+def check_own_folders(versions, config_dir: Path, main_args=()) -> None:
+    """UsageError when a chosen version would write into the results folder of any other version
+    (a version.yaml copied without changing its run.version), chosen or not."""
+    chosen = {(version.experiment_dir, version.number) for version in versions}
     owners = {}
+    for name in experiment_names(config_dir):
+        for k in version_numbers(config_dir / name):
+            if (config_dir / name, k) in chosen:
+                continue
+            try:
+                other = resolve_version(config_dir / name, k, main_args)
+            except UsageError:
+                continue  # a broken version that is not run here
+            owners.setdefault(other.paths.run_dir, other)
     for version in versions:
         other = owners.setdefault(version.paths.run_dir, version)
         if other is not version:
             raise UsageError(f"{other.label} and {version.label} both write to {shown(version.paths.run_dir)}: "
                              "give each version its own run.version in its version.yaml")
-    return versions
 
 
 # ----------------------------------------------------------------------------- state of a run folder
@@ -259,6 +279,8 @@ def run_status(paths: RunPaths, locked_by_us: bool = False) -> str:
     a manifest is a run that failed before training started (a config error), unless it is
     still starting. Pass ``locked_by_us`` when the caller holds the lock itself.
     """
+    if not locked_by_us and lock_is_held(paths.lock_file):
+        return "running"  # whatever an earlier run's manifest says: a --rerun may be replacing it
     manifest = read_json_or_none(paths.manifest_file) or {}
     status = manifest.get("status")
     if status is None:
@@ -266,18 +288,15 @@ def run_status(paths: RunPaths, locked_by_us: bool = False) -> str:
     if status is None:
         if paths.result_entries():
             return "unknown"
-        if not paths.log_file.is_file():
-            return "new"
-        return "running" if not locked_by_us and lock_is_held(paths.lock_file) else "failed"
-    if status == "running":
-        return "running" if not locked_by_us and lock_is_held(paths.lock_file) else "killed"
-    return str(status)
+        return "failed" if paths.log_file.is_file() else "new"
+    return "killed" if status == "running" else str(status)
 
 
-def run_summary(paths: RunPaths) -> dict:
-    """Duration (all attempts), best validation score, epochs and test metrics of a run folder (None when absent)."""
-    manifest = read_json_or_none(paths.manifest_file) or {}
-    metrics = read_json_or_none(paths.metrics_file) or {}
+def run_summary(paths: Optional[RunPaths]) -> dict:
+    """Duration (all attempts), best validation score, epochs and test metrics of a run folder (None when absent,
+    and for no folder at all)."""
+    manifest = (read_json_or_none(paths.manifest_file) if paths else None) or {}
+    metrics = (read_json_or_none(paths.metrics_file) if paths else None) or {}
     fit = metrics.get("fit") or {}
     attempts = [manifest, *manifest.get("earlier_attempts", [])] if manifest else []
     durations = [a["duration_s"] for a in attempts if isinstance(a.get("duration_s"), (int, float))]
@@ -338,10 +357,25 @@ class Outcome:
     status: str  # finished | failed | interrupted | skipped | blocked
     note: str = ""
     duration_s: Optional[float] = None
+    has_results: bool = True  # False: not run by anyone yet, or running elsewhere: its folder says nothing of it
 
     @property
     def ok(self) -> bool:
         return self.status in ("finished", "skipped")
+
+
+def run_environment(gpu_ids, threads: Optional[int]) -> dict:
+    """The variables a run gets on top of run.py's environment: its GPUs, or its share of the CPU threads."""
+    if gpu_ids is not None:
+        return {"CUDA_VISIBLE_DEVICES": ",".join(gpu_ids)}
+    if threads and "OMP_NUM_THREADS" not in os.environ:
+        return {"OMP_NUM_THREADS": str(threads)}
+    return {}
+
+
+def cpu_threads(jobs: int) -> Optional[int]:
+    """Threads per run when ``jobs`` runs share this machine's cores; None for one run at a time."""
+    return max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
 
 
 class ActiveRun:
@@ -349,11 +383,7 @@ class ActiveRun:
 
     def __init__(self, plan: Plan, lock_fd: int, gpu_ids, threads: Optional[int]):
         self.plan, self.lock_fd, self.gpu_ids = plan, lock_fd, gpu_ids
-        env = {**os.environ, LOCK_FD_ENV: str(lock_fd)}
-        if gpu_ids is not None:
-            env["CUDA_VISIBLE_DEVICES"] = ",".join(gpu_ids)
-        elif threads and "OMP_NUM_THREADS" not in env:
-            env["OMP_NUM_THREADS"] = str(threads)
+        env = {**os.environ, LOCK_FD_ENV: str(lock_fd), **run_environment(gpu_ids, threads)}
         self.log = open(plan.version.paths.log_file, "a" if plan.resume else "w")
         self.log.write(f"$ {shlex.join(plan.command)}\n")
         self.log.flush()
@@ -386,7 +416,7 @@ def start(version: Version, mode: Optional[str], main_args, gpu_ids=None, thread
     version.paths.run_dir.mkdir(parents=True, exist_ok=True)
     lock_fd = try_lock(version.paths.lock_file)
     if lock_fd is None:
-        return Outcome(version, "skipped", "running elsewhere")
+        return Outcome(version, "skipped", "running elsewhere", has_results=False)
     try:
         plan = plan_run(version, run_status(version.paths, locked_by_us=True), mode, main_args)
         if plan.command is None:
@@ -398,8 +428,19 @@ def start(version: Version, mode: Optional[str], main_args, gpu_ids=None, thread
         raise
 
 
-def _stop(active: ActiveRun) -> None:
-    """Let an interrupted run shut down (it got Ctrl-C too, or gets SIGINT now); kill it if it hangs."""
+class Terminated(Exception):
+    """run.py got SIGTERM (a cluster's scheduler, ``kill``): its runs are stopped like on Ctrl-C."""
+
+
+def _raise_terminated(signum, frame):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: the stopping itself is not interrupted again
+    raise Terminated
+
+
+def _stop(active: ActiveRun, forward: Optional[int] = None) -> None:
+    """Let an interrupted run shut down (it got Ctrl-C too, or gets ``forward`` or SIGINT now); kill it if it hangs."""
+    if forward is not None and active.process.poll() is None:
+        active.process.send_signal(forward)  # Lightning stops cleanly on SIGTERM too
     try:
         active.process.wait(timeout=5)
         return
@@ -421,7 +462,7 @@ def run_versions(versions, mode=None, main_args=(), jobs=1, gpus=None, gpus_per_
     total, outcomes, running = len(versions), {}, {}
     pending = deque(enumerate(versions, 1))
     free_gpus = list(gpus) if gpus is not None else None
-    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+    threads = cpu_threads(jobs)
     for i, version in pending:
         say(f"[{i}/{total}] queued      {version.label}")
 
@@ -453,12 +494,13 @@ def run_versions(versions, mode=None, main_args=(), jobs=1, gpus=None, gpus_per_
                     free_gpus.extend(active.gpu_ids)
                     free_gpus.sort(key=gpus.index)
                 announce(i, active.finish())
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Terminated) as stop:
+        why = "stopped by SIGTERM" if isinstance(stop, Terminated) else "stopped by Ctrl-C"
         for active, i in running.items():
-            _stop(active)
-            announce(i, active.close("interrupted", "stopped by Ctrl-C"))
+            _stop(active, forward=signal.SIGTERM if isinstance(stop, Terminated) else None)
+            announce(i, active.close("interrupted", why))
         for i, version in pending:
-            announce(i, Outcome(version, "interrupted", "not started"))
+            announce(i, Outcome(version, "interrupted", "not started", has_results=False))
     return [outcomes[version] for version in versions]
 
 
@@ -475,7 +517,8 @@ def _test_key(summaries, monitor: str) -> str:
 
 def results_table(outcomes) -> str:
     """version | status | duration | best validation metric | test metric, one line per outcome."""
-    summaries = [run_summary(outcome.version.paths) for outcome in outcomes]
+    summaries = [run_summary(outcome.version.paths) if outcome.has_results else run_summary(None)
+                 for outcome in outcomes]
     monitor = next((summary["monitor"] for summary in summaries if summary["monitor"]), "val")  # "best val"
     test_key = _test_key(summaries, monitor)
     rows = [("version", "status", "duration", f"best {monitor}", test_key)]
@@ -500,7 +543,32 @@ def _gpu_ids(args) -> Optional[list]:
         raise UsageError(f"--gpus {args.gpus!r} must be distinct GPU ids separated by commas, e.g. 0,1,2,3")
     if not 1 <= args.gpus_per_run <= len(ids):
         raise UsageError(f"--gpus-per-run {args.gpus_per_run} must be between 1 and the {len(ids)} GPUs given")
+    machine = query_gpus()
+    if not machine:
+        raise UsageError("--gpus needs NVIDIA GPUs, and nvidia-smi finds none on this machine "
+                         "(without --gpus, versions run on what trainer.accelerator picks)")
+    missing = [i for i in ids if int(i) not in {gpu.index for gpu in machine}]
+    if missing:
+        raise UsageError(f"--gpus {args.gpus}: this machine has no GPU {', '.join(missing)} "
+                         f"(nvidia-smi lists {', '.join(str(gpu.index) for gpu in machine)})")
     return ids
+
+
+def print_dry_run(versions, mode, main_args, jobs: int, gpus, gpus_per_run: int) -> None:
+    """The command of each version, with the variables run.py would add; GPUs as if runs ended in turn."""
+    groups = [gpus[i:i + gpus_per_run] for i in range(0, len(gpus) - gpus_per_run + 1, gpus_per_run)] if gpus else []
+    if groups:
+        print(f"# GPU queue: {len(groups)} runs at a time; each gets the next free group of {gpus_per_run}")
+    started = 0
+    for version in versions:
+        plan = plan_run(version, run_status(version.paths), mode, main_args)
+        if plan.command is None:
+            print(f"# {plan.outcome} {version.label}: {plan.note}")
+            continue
+        gpu_ids = groups[started % len(groups)] if groups else None
+        variables = run_environment(gpu_ids, cpu_threads(jobs))
+        print(" ".join([*(f"{key}={value}" for key, value in variables.items()), shlex.join(plan.command)]))
+        started += 1
 
 
 def main(argv=None) -> int:
@@ -513,13 +581,18 @@ def main(argv=None) -> int:
     versions = select_versions(args, main_args)
     mode = "resume" if args.resume else "rerun" if args.rerun else None
     if args.dry_run:
-        for version in versions:
-            plan = plan_run(version, run_status(version.paths), mode, main_args)
-            print(shlex.join(plan.command) if plan.command else f"# {plan.outcome} {version.label}: {plan.note}")
+        print_dry_run(versions, mode, main_args, jobs, gpus, args.gpus_per_run)
         return 0
-    outcomes = run_versions(versions, mode, main_args, jobs, gpus, args.gpus_per_run,
-                            say=lambda line: print(line, flush=True))
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        outcomes = run_versions(versions, mode, main_args, jobs, gpus, args.gpus_per_run,
+                                say=lambda line: print(line, flush=True))
+        terminated = signal.getsignal(signal.SIGTERM) is signal.SIG_IGN  # the handler fired
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print("\n" + results_table(outcomes), flush=True)
+    if terminated:
+        return 128 + signal.SIGTERM
     if any(outcome.status == "interrupted" for outcome in outcomes):
         return 130
     return 0 if all(outcome.ok for outcome in outcomes) else 1

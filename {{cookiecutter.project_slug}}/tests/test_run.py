@@ -6,8 +6,10 @@ import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from conftest import PROJECT_ROOT
@@ -15,6 +17,7 @@ from conftest import PROJECT_ROOT
 sys.path.insert(0, str(PROJECT_ROOT / "sh"))
 import run  # noqa: E402
 from _project import UsageError  # noqa: E402
+from runtime.nvidia_smi import GpuStatus  # noqa: E402
 from structure import create_experiment  # noqa: E402
 
 TEMPLATE = PROJECT_ROOT / "config" / "template.yaml"
@@ -72,6 +75,12 @@ def test_o_takes_a_single_option_as_its_value(tmp_path, capsys, flag):
     make_experiment(tmp_path)
     [command] = dry_run(capsys, tmp_path, "-e", "exp", "-v", "0", flag, "--trainer.max_epochs=3")
     assert command[-1] == "--trainer.max_epochs=3" and command[-2].endswith("version.yaml")
+
+
+def test_o_given_twice_passes_both(tmp_path, capsys):
+    make_experiment(tmp_path)
+    [command] = dry_run(capsys, tmp_path, "-e", "exp", "-v", "0", "-o", "--trainer.max_epochs=3", "-o", "--seed_everything=1")
+    assert command[-2:] == ["--trainer.max_epochs=3", "--seed_everything=1"]
 
 
 def test_all_ver_runs_every_version_of_the_experiment(tmp_path, capsys):
@@ -139,10 +148,12 @@ def test_results_folder_is_read_from_the_version_config_and_o(tmp_path):
     (["-e", "exp", "-v", "1", "--gpus-per-run", "2"], "--gpus-per-run needs --gpus"),
     (["-e", "exp", "-v", "1", "--gpus", "0,1", "--gpus-per-run", "3"], "between 1 and the 2 GPUs"),
     (["-e", "exp", "-v", "1", "--gpus", "0,0"], "distinct GPU ids"),
+    (["-e", "exp", "-v", "1", "--gpus", "0,7"], "this machine has no GPU 7 (nvidia-smi lists 0, 1, 2, 3)"),
+    (["-e", "exp", "-b", "-1"], "version numbers are never negative, got -b -1"),
     (["-e", "exp", "-v", "1", "--jobs", "0"], "--jobs must be at least 1"),
     (["-e", "exp", "-v", "1", "--resume", "--rerun"], "not allowed with"),
 ])
-def test_bad_selection_is_refused_before_anything_runs(tmp_path, args, message):
+def test_bad_selection_is_refused_before_anything_runs(tmp_path, args, message, four_gpus):
     make_experiment(tmp_path)
     with pytest.raises(UsageError, match=re.escape(message)):
         run.main(["-c", str(tmp_path / "config"), *args])
@@ -157,12 +168,44 @@ def test_error_is_one_line_and_exit_status_2(tmp_path):
     assert result.stderr.startswith("ERROR: empty range") and len(result.stderr.strip().splitlines()) == 1
 
 
-def test_versions_writing_to_one_folder_are_refused(tmp_path):
+@pytest.mark.parametrize("chosen", [["--all_ver"], ["-v", "1"]], ids=["both chosen", "one chosen"])
+def test_versions_writing_to_one_folder_are_refused(tmp_path, chosen):
     experiment = make_experiment(tmp_path, n_versions=2)
     version_yaml = experiment / "version_1" / "version.yaml"
     version_yaml.write_text(version_yaml.read_text().replace("version: version_1", "version: version_0"))
-    with pytest.raises(UsageError, match="both write to"):
-        run.main(["-c", str(tmp_path / "config"), "-e", "exp", "--all_ver", "--dry-run"])
+    with pytest.raises(UsageError, match="exp/version_0 and exp/version_1 both write to"):
+        run.main(["-c", str(tmp_path / "config"), "-e", "exp", *chosen, "--dry-run"])
+
+
+def test_gpus_on_a_machine_without_them_are_refused(tmp_path, monkeypatch):
+    make_experiment(tmp_path)
+    monkeypatch.setattr(run, "query_gpus", lambda: None)  # no nvidia-smi
+    with pytest.raises(UsageError, match="--gpus needs NVIDIA GPUs, and nvidia-smi finds none"):
+        run.main(["-c", str(tmp_path / "config"), "-e", "exp", "-v", "0", "--gpus", "0", "--dry-run"])
+
+
+def test_dry_run_shows_the_variables_each_run_gets(tmp_path, capsys, four_gpus):
+    make_experiment(tmp_path, n_versions=3)
+    header, *commands = dry_run(capsys, tmp_path, "-e", "exp", "--all_ver", "--gpus", "0,1,2,3", "--gpus-per-run", "2")
+    assert header == "# GPU queue: 2 runs at a time; each gets the next free group of 2"
+    assert [cmd[0] for cmd in commands] == ["CUDA_VISIBLE_DEVICES=0,1", "CUDA_VISIBLE_DEVICES=2,3",
+                                            "CUDA_VISIBLE_DEVICES=0,1"]
+    two_at_once = dry_run(capsys, tmp_path, "-e", "exp", "--all_ver", "--jobs", "2")
+    if "OMP_NUM_THREADS" not in os.environ:
+        assert all(cmd[0] == f"OMP_NUM_THREADS={run.cpu_threads(2)}" for cmd in two_at_once)
+
+
+def test_a_version_being_trained_again_is_running_whatever_its_old_manifest_says(tmp_path, capsys):
+    experiment = make_experiment(tmp_path, n_versions=1)
+    paths = write_run(tmp_path, "exp", 0, status="finished")
+    held = run.try_lock(experiment.parent.parent / "res" / "exp" / "version_0" / ".lock")  # a --rerun elsewhere
+    try:
+        assert run.run_status(run.resolve_version(experiment, 0).paths) == "running"
+        [line] = dry_run(capsys, tmp_path, "-e", "exp", "-v", "0", "--rerun")
+        assert line.startswith("# skipped exp/version_0: running elsewhere")
+    finally:
+        os.close(held)
+    assert paths.is_dir()
 
 
 def test_finished_versions_are_skipped_and_rerun_replaces_them(tmp_path, capsys):
@@ -191,11 +234,17 @@ def test_resume_continues_from_last_checkpoint_or_starts_over_without_one(tmp_pa
 
 FAKE_MAIN = """
 import os, sys, time
-print("start", time.monotonic(), os.environ.get("CUDA_VISIBLE_DEVICES"), flush=True)
+print("start", time.monotonic(), os.environ.get("CUDA_VISIBLE_DEVICES"), os.getpid(), flush=True)
 time.sleep(float(sys.argv[2]))
 print("end", time.monotonic(), flush=True)
 sys.exit(3 if sys.argv[1] == "1" else 0)
 """
+
+
+@pytest.fixture
+def four_gpus(monkeypatch):
+    """A machine whose nvidia-smi lists GPUs 0 to 3."""
+    monkeypatch.setattr(run, "query_gpus", lambda: [GpuStatus(i, f"GPU-{i}", 0.0, 0.0) for i in range(4)])
 
 
 @pytest.fixture
@@ -236,7 +285,7 @@ def test_jobs_run_in_parallel_logs_go_to_each_run_and_a_failure_stops_nothing(tm
     assert starts[2] >= ends[0] and starts[3] >= ends[1]  # never more than 2 at once
 
 
-def test_gpu_queue_gives_each_run_its_own_gpus_and_reuses_freed_ones(tmp_path, capsys, fake_main):
+def test_gpu_queue_gives_each_run_its_own_gpus_and_reuses_freed_ones(tmp_path, capsys, fake_main, four_gpus):
     make_experiment(tmp_path, n_versions=3)
     run.main(["-c", str(tmp_path / "config"), "-e", "exp", "--all_ver", "--gpus", "0,1,2,3", "--gpus-per-run", "2"])
     first, second, third = (spans(tmp_path / "res" / "exp" / f"version_{k}") for k in range(3))
@@ -260,3 +309,25 @@ def test_a_version_locked_by_another_runner_is_skipped(tmp_path, capsys, fake_ma
     finally:
         os.close(held)
     assert run.run_status(paths) == "killed"  # "running" with nobody holding the lock
+
+
+def test_sigterm_stops_the_runs_prints_the_table_and_leaves_no_process(tmp_path):
+    make_experiment(tmp_path, n_versions=2)
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import run; "
+            f"run.fit_command = lambda version, extra=(), main_args=(): [sys.executable, '-c', {FAKE_MAIN!r}, '0', '60']; "
+            "sys.exit(run.main(['-c', sys.argv[2], '-e', 'exp', '--all_ver']))")
+    runner = subprocess.Popen([sys.executable, "-c", code, str(PROJECT_ROOT / "sh"), str(tmp_path / "config")],
+                              stdout=subprocess.PIPE, text=True)
+    log = tmp_path / "res" / "exp" / "version_0" / "run.log"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (log.is_file() and "start" in log.read_text()):
+        time.sleep(0.05)
+    runner.send_signal(signal.SIGTERM)
+    out, _ = runner.communicate(timeout=60)
+    assert runner.returncode == 128 + signal.SIGTERM
+    assert re.search(r"interrupted +exp/version_0 in [\d.]+s: stopped by SIGTERM", out)
+    assert re.search(r"interrupted +exp/version_1: not started", out)
+    assert re.search(r"^exp/version_1 +interrupted +- +- +-$", out, flags=re.MULTILINE)  # no results of its own
+    child = int(next(line for line in log.read_text().splitlines() if line.startswith("start")).split()[3])
+    with pytest.raises(ProcessLookupError):
+        os.kill(child, 0)  # the training process was stopped with run.py, not left behind
