@@ -4,9 +4,11 @@
     python sh/report.py -e lr_bs -e lr_rand --out res/compare
     python sh/report.py --all_ex --metric val/loss
 
-For each version: its overrides (version.yaml as dotted keys), status and duration (manifest.json),
-epochs, best validation score and test metrics (metrics.json). Versions that differ only in
-seed_everything are grouped into mean ± std. Written files:
+For each version: the settings it was trained with (the run's config.yaml: share.yaml, version.yaml
+and any -o, as dotted keys; for a version not run yet, share.yaml with its version.yaml), status and
+fit time (manifest.json), epochs, best validation score and test metrics (metrics.json). The table
+shows the settings that differ between versions. Versions that differ only in seed_everything are
+grouped into mean ± std. Written files:
 
     runs.csv     one row per version          groups.csv   one row per group of seeds
     curves.png   validation curves per version (history.csv)
@@ -36,7 +38,9 @@ from run import experiment_results_dir, resolve_version, run_status, run_summary
 from runtime.files import read_csv  # noqa: E402  (sh/run.py put the project root on sys.path)
 
 SEED_KEY = "seed_everything"
-NOT_HYPERPARAMETERS = ("run.", "trainer.callbacks")  # identity and callbacks (e.g. optuna's pruning)
+# A run's identity and where it writes (main.py fills these per run), and callbacks such as optuna's pruning.
+NOT_HYPERPARAMETERS = ("run.", "trainer.callbacks", "trainer.logger", "trainer.default_root_dir", "trainer.profiler",
+                       "ckpt_path")
 
 
 def parse_args(argv=None):
@@ -64,14 +68,32 @@ def flatten(tree, prefix="") -> dict:
     return flat
 
 
-def overrides(version_yaml: Path) -> dict:
-    """The hyperparameters a version.yaml sets, as dotted keys (its identity and callbacks left out)."""
+def read_yaml(path: Path) -> dict:
+    """A YAML mapping, or {} when it is missing or not one."""
     try:
-        data = yaml.safe_load(version_yaml.read_text())
+        data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError):
         return {}
-    flat = flatten(data) if isinstance(data, dict) else {}
-    return {k: v for k, v in flat.items() if not k.startswith(NOT_HYPERPARAMETERS)}
+    return data if isinstance(data, dict) else {}
+
+
+def merged(base: dict, override: dict) -> dict:
+    """``override`` laid over ``base`` as later config files are: mappings key by key, other values replaced."""
+    result = dict(base)
+    for key, value in override.items():
+        result[key] = merged(result[key], value) if isinstance(value, dict) and isinstance(result.get(key), dict) \
+            else value
+    return result
+
+
+def settings(version: dict) -> dict:
+    """What a version trains with, as dotted keys: its run's config.yaml, else share.yaml with its version.yaml."""
+    trained = read_yaml(version["config_yaml"]) if version["config_yaml"] else {}
+    tree = trained or merged(read_yaml(version["share"]), read_yaml(version["version_yaml"]))
+    flat = {k: v for k, v in flatten(tree).items() if not k.startswith(NOT_HYPERPARAMETERS)}
+    if isinstance(flat.get("trainer.devices"), list):
+        flat["trainer.devices"] = len(flat["trainer.devices"])  # how many GPUs, not which ones (free-GPU choice)
+    return flat
 
 
 def collect(experiment_dir: Path) -> list:
@@ -79,13 +101,17 @@ def collect(experiment_dir: Path) -> list:
     records = []
     for number in version_numbers(experiment_dir):
         record = {"experiment": experiment_dir.name, "version": f"version_{number}", "number": number}
-        version_yaml = experiment_dir / f"version_{number}" / "version.yaml"
-        record["params"] = overrides(version_yaml)
+        files = {"share": experiment_dir / "share.yaml", "config_yaml": None,
+                 "version_yaml": experiment_dir / f"version_{number}" / "version.yaml"}
         try:
             version = resolve_version(experiment_dir, number)
         except UsageError as error:
-            records.append({**record, "status": "bad config", "note": str(error), "test": {}, "history": []})
+            records.append({**record, "params": settings(files), "status": "bad config", "note": str(error),
+                            "test": {}, "history": []})
             continue
+        if (version.paths.run_dir / "config.yaml").is_file():
+            files["config_yaml"] = version.paths.run_dir / "config.yaml"
+        record["params"] = settings(files)
         status = run_status(version.paths)
         records.append({**record, **run_summary(version.paths), "status": "not run" if status == "new" else status,
                         "history": read_history(version.paths.history_file)})
@@ -138,9 +164,12 @@ def fmt_mean_std(mean, std) -> str:
 
 
 def swept_keys(records) -> list:
-    """Keys whose values differ between versions (seed_everything last), in first-seen order."""
+    """Keys whose values differ between the versions that have them (seed_everything last), in first-seen order.
+
+    (A version not run yet lacks the defaults a run's config.yaml spells out: that alone is no difference.)
+    """
     keys = list(dict.fromkeys(key for record in records for key in record["params"]))
-    varying = [key for key in keys if len({repr(r["params"].get(key)) for r in records}) > 1]
+    varying = [key for key in keys if len({repr(r["params"][key]) for r in records if key in r["params"]}) > 1]
     return [key for key in varying if key != SEED_KEY] + ([SEED_KEY] if SEED_KEY in varying else [])
 
 
@@ -160,7 +189,7 @@ def print_tables(records, groups, keys, metric, test_key, several) -> None:
     console = Console(width=None if sys.stdout.isatty() else 240)
     params = [key for key in keys if key != SEED_KEY]
     runs = Table(title="runs", title_justify="left")
-    for column in ["version", "status", *keys, "epochs", "duration", f"best {metric}", test_key]:
+    for column in ["version", "status", *keys, "epochs", "fit time", f"best {metric}", test_key]:
         runs.add_column(column, overflow="fold")
     for r in records:
         name = f"{r['experiment']}/{r['version']}" if several else r["version"]
@@ -274,7 +303,9 @@ def save(fig, path: Path) -> Path:
 
 
 def chosen_experiments(args, config_dir: Path) -> list:
-    if args.all_ex == bool(args.ex_name):
+    if args.all_ex and args.ex_name:
+        raise UsageError("choose -e NAME (repeatable) or --all_ex, not both")
+    if not args.all_ex and not args.ex_name:
         raise UsageError("say which experiments to report: -e NAME (repeatable) or --all_ex")
     names = experiment_names(config_dir) if args.all_ex else list(dict.fromkeys(args.ex_name))
     for name in names:
@@ -299,6 +330,10 @@ def main(argv=None) -> int:
     records = [r for records in by_experiment.values() for r in records]
     monitors = [r.get("monitor") for r in records if r.get("monitor")]
     metric = args.metric or (monitors[0] if monitors else "val/acc")
+    logged = sorted({key for r in records for row in r["history"] for key in row if key not in ("epoch", "step")}
+                    | set(monitors))
+    if metric not in logged:
+        raise UsageError(f"metric {metric} was never logged by these runs (logged: {', '.join(logged) or 'nothing'})")
     maximize = args.mode == "max" if args.mode else not any(word in metric for word in ("loss", "err"))
     test_key = f"test/{metric.split('/')[-1]}"
     for r in records:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 from conftest import PROJECT_ROOT
 
 sys.path.insert(0, str(PROJECT_ROOT / "sh"))
@@ -123,3 +124,35 @@ def test_experiment_without_finished_runs_is_one_error_line_and_exit_2(tmp_path)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert result.stderr.startswith("ERROR: sweep has no finished runs")
     assert not (tmp_path / "res" / "sweep" / "report").exists()
+
+
+def test_settings_come_from_what_each_run_trained_with(tmp_path, capsys):
+    experiment = make_sweep(tmp_path)
+    for k in (0, 1):
+        fabricate(tmp_path, k, "finished", best=0.8, test=0.7)
+    trained = yaml.safe_load((experiment / "share.yaml").read_text())
+    trained["optimizer"]["init_args"]["lr"] = 0.5  # as if given with run.py -o "--optimizer.init_args.lr=0.5"
+    trained["seed_everything"] = 1
+    trained["trainer"]["logger"] = {"init_args": {"version": "version_1"}}  # routed per run: not a setting
+    (tmp_path / "res" / "sweep" / "version_1" / "config.yaml").write_text(yaml.safe_dump(trained))
+    assert report.main(["-e", "sweep", "-c", str(tmp_path / "config"), "--out", str(tmp_path / "out")]) == 0
+    with open(tmp_path / "out" / "runs.csv", newline="") as f:
+        runs = list(csv.DictReader(f))
+    assert [r["optimizer.init_args.lr"] for r in runs[:2]] == ["0.001", "0.5"]
+    with open(tmp_path / "out" / "groups.csv", newline="") as f:
+        groups = list(csv.DictReader(f))
+    assert [g["versions"] for g in groups][:2] == ["version_0", "version_1"]  # different lr: not one seed group
+    assert "trainer.logger.init_args.version" not in runs[0]
+
+
+def test_a_metric_that_was_never_logged_is_refused(tmp_path):
+    make_sweep(tmp_path)
+    fabricate(tmp_path, 0, "finished", best=0.8, test=0.7)
+    with pytest.raises(UsageError, match="metric val/nonexist was never logged by these runs .logged: val/acc, val/loss"):
+        report.main(["-e", "sweep", "-c", str(tmp_path / "config"), "--metric", "val/nonexist"])
+
+
+def test_experiments_named_and_all_ex_together_are_refused(tmp_path):
+    make_sweep(tmp_path)
+    with pytest.raises(UsageError, match="not both"):
+        report.main(["-e", "sweep", "--all_ex", "-c", str(tmp_path / "config")])
