@@ -163,6 +163,8 @@ def test_optuna_workers_share_one_sqlite_study_and_each_trial_is_a_version(proje
         [pruning] = version["trainer"]["callbacks+"]
         assert pruning["init_args"]["trial_number"] == trial.number
         assert len(trial.intermediate_values) >= 1  # reported by the callback inside the training run
+        recorded = manifest(project, "opt", int(trial.user_attrs["version"].split("_")[1]))["status"]
+        assert recorded == {"COMPLETE": "finished", "PRUNED": "pruned"}[trial.state.name]
     summary = run_python([script(project, "report.py"), "-e", "opt"], project)
     assert summary.returncode == 0 and "optimizer.init_args.lr" in summary.stdout, summary.stderr
 

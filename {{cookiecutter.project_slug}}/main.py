@@ -116,11 +116,11 @@ class ResearchCLI(LightningCLI):
             summary = fit_summary(self.trainer, self.manifest.started)
             if self.trainer.is_global_zero:
                 record(self.paths, "fit", summary)
-            if self.run_config.test_after_fit and not self.trainer.interrupted:
+            if self.run_config.test_after_fit and summary["status"] == "finished":  # not interrupted, not pruned
                 ckpt_path = summary["best_model_path"]  # the path itself: "best" is ambiguous with two ModelCheckpoints
                 self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path)
                 self._record_test("test")
-        self.manifest.finish("interrupted" if self.trainer.interrupted else "finished")
+        self.manifest.finish(summary["status"])
 
     def before_predict(self) -> None:
         self.trainer.callbacks.append(PredictionCSVWriter(self.paths.predictions_file))

@@ -4,9 +4,9 @@ sh/optuna_search.py appends this callback to each trial's version.yaml (``traine
 naming the storage, the study, the trial number and the pruner; the callback loads that trial,
 so the version trains the same way whether the search or sh/run.py starts it. It follows
 optuna_integration's PyTorchLightningPruningCallback, but stops a pruned trial with
-``trainer.should_stop`` (the run ends normally and keeps its results) and records
-``pruned_at_epoch`` on the trial for the search. A trial that already finished (a re-run)
-trains without reporting.
+``trainer.should_stop`` (the run ends normally and keeps its results), records
+``pruned_at_epoch`` on the trial for the search and ``run_status`` ``pruned`` for the run's
+manifest.json and metrics.json. A trial that already finished (a re-run) trains without reporting.
 """
 import warnings
 from typing import Optional, Union
@@ -35,6 +35,7 @@ class OptunaPruning(Callback):
         self.storage, self.study_name, self.trial_number = storage, study_name, trial_number
         self.monitor, self.pruner = monitor, pruner
         self._trial: Optional[optuna.trial.Trial] = None
+        self.run_status: Optional[str] = None  # "pruned" once the pruner stopped the run (main.py records it)
 
     def _load_trial(self) -> Optional[optuna.trial.Trial]:
         try:
@@ -69,4 +70,5 @@ class OptunaPruning(Callback):
                     rank_zero_info(f"optuna: trial {self.trial_number} pruned at epoch {epoch}")
         if trainer.world_size > 1:
             prune = trainer.strategy.broadcast(prune)
-        trainer.should_stop = trainer.should_stop or prune
+        if prune:
+            trainer.should_stop, self.run_status = True, "pruned"

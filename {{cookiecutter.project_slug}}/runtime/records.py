@@ -30,13 +30,21 @@ def _scalars(metrics: dict, prefix: str) -> dict:
     return {k: float(v) for k, v in metrics.items() if k.startswith(prefix) and getattr(v, "numel", lambda: 1)() == 1}
 
 
+def fit_ending(trainer) -> str:
+    """How a fit ended: ``interrupted`` (Ctrl-C, SIGTERM), a callback's own ``run_status`` (optuna's ``pruned``),
+    else ``finished``."""
+    if trainer.interrupted:
+        return "interrupted"
+    return next((c.run_status for c in trainer.callbacks if getattr(c, "run_status", None)), "finished")
+
+
 def fit_summary(trainer, started: float) -> dict:
     """Best checkpoint and score, last validation metrics, epochs and duration (since ``started``, a
     ``time.monotonic()`` reading) of a finished fit."""
     checkpoint = trainer.checkpoint_callback
     best_score = getattr(checkpoint, "best_model_score", None)
     return {
-        "status": "interrupted" if trainer.interrupted else "finished",
+        "status": fit_ending(trainer),
         "monitor": getattr(checkpoint, "monitor", None),
         "best_score": float(best_score) if best_score is not None else None,
         "best_model_path": getattr(checkpoint, "best_model_path", None) or None,

@@ -67,6 +67,18 @@ def check_experiment_name(name):
     return name
 
 
+def flatten(tree, prefix="") -> dict:
+    """Nested mappings as dotted keys: a: (b: 1) -> a.b: 1."""
+    flat = {}
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, dotted + "."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
 def version_numbers(experiment_dir):
     """Sorted version numbers k of the ``version_k`` folders holding a version.yaml."""
     if not experiment_dir.is_dir():

@@ -18,22 +18,28 @@ its overrides, and whose detail_desc.txt lists them. The experiment is created f
 config/template.yaml when it does not exist; existing versions are never changed.
 """
 import argparse
+import difflib
+import functools
 import itertools
 import math
 import random
 import re
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _project import (  # noqa: E402
+    PROJECT_ROOT,
     ArgumentParser,
     UsageError,
     check_experiment_name,
     exit_on_usage_error,
+    flatten,
     project_path,
     shown,
 )
@@ -114,6 +120,8 @@ def _param(key, value, source) -> Param:
     if kind == "choice":
         if not isinstance(arguments, list) or not arguments:
             raise UsageError(f"{source}: {key} needs at least one value")
+        if len({repr(value) for value in arguments}) != len(arguments):
+            raise UsageError(f"{source}: {key} lists a value twice: {arguments!r}")
         return Param(key, kind, tuple(arguments))
     numbers = isinstance(arguments, list) and len(arguments) == 2 and all(
         isinstance(x, (int, float)) and not isinstance(x, bool) for x in arguments)
@@ -125,11 +133,10 @@ def _param(key, value, source) -> Param:
     return Param(key, kind, low=arguments[0], high=arguments[1])
 
 
-def load_spec(path, sections=None, settings=()) -> SearchSpec:
-    """Read and check a search spec.
+def load_spec(path, settings=()) -> SearchSpec:
+    """Read and check a search spec (its keys against the config: ``check_keys``).
 
-    ``sections``: the top-level config keys a hyperparameter may start with; ``settings``: extra
-    keys that are not hyperparameters (sh/optuna_search.py's metric, direction, pruner).
+    ``settings``: extra keys that are not hyperparameters (sh/optuna_search.py's metric, direction, pruner).
     """
     path = project_path(path)
     try:
@@ -148,20 +155,15 @@ def load_spec(path, sections=None, settings=()) -> SearchSpec:
     for a, b in itertools.permutations(keys, 2):
         if b.startswith(a + "."):
             raise UsageError(f"search spec {path}: {a} and {b} overlap (one is inside the other)")
-    if sections is not None:
-        for key in keys:
-            if key.split(".")[0] not in sections:
-                raise UsageError(f"search spec {path}: {key} starts with no section of the config "
-                                 f"(sections: {', '.join(sorted(sections))})")
     seeds = data.get("seeds")
     if seeds is not None:
         integers = isinstance(seeds, list) and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
-        if not seeds or not integers:
-            raise UsageError(f"search spec {path}: seeds must be a list of integers, got {seeds!r}")
+        if not seeds or not integers or len(set(seeds)) != len(seeds):
+            raise UsageError(f"search spec {path}: seeds must be a list of different integers, got {seeds!r}")
         if SEED_KEY in keys:
             raise UsageError(f"search spec {path}: give either seeds or {SEED_KEY}, not both")
     samples = data.get("samples", 0)
-    if not isinstance(samples, int) or isinstance(samples, bool) or samples < 0:
+    if not isinstance(samples, int) or isinstance(samples, bool) or samples < ("samples" in data):
         raise UsageError(f"search spec {path}: samples must be a positive integer, got {samples!r}")
     sample_seed = data.get("sample_seed")
     if sample_seed is not None and (not isinstance(sample_seed, int) or isinstance(sample_seed, bool)):
@@ -191,15 +193,64 @@ def describe(point: dict) -> str:
     return ", ".join(f"{key}={value}" for key, value in point.items())
 
 
-def config_sections(experiment_dir: Path, template: Path) -> set:
-    """Top-level keys of the experiment's share.yaml (or of the template it will be copied from)."""
+def experiment_config(experiment_dir: Path, template: Path) -> tuple[Path, dict]:
+    """The experiment's share.yaml (or, for a new experiment, the template it will copy) and its settings."""
     source = experiment_dir / "share.yaml"
     source = source if source.is_file() else template
     try:
         data = yaml.safe_load(source.read_text())
     except yaml.YAMLError as error:
         raise UsageError(f"{source} is not valid YAML: {' '.join(str(error).split())}") from None
-    return set(data) if isinstance(data, dict) else set()
+    return source, data if isinstance(data, dict) else {}
+
+
+def printed_config(source: Path) -> Optional[dict]:
+    """Every setting main.py knows for ``source`` (each class argument with its default), or None if it fails."""
+    return _printed_config(str(source), source.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _printed_config(source: str, modified: int) -> Optional[dict]:  # cached while the file is unchanged
+    command = [sys.executable, str(PROJECT_ROOT / "main.py"), "fit", "-c", source, "--print_config"]
+    result = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
+    try:
+        data = yaml.safe_load(result.stdout) if result.returncode == 0 else None
+    except yaml.YAMLError:
+        data = None
+    if not isinstance(data, dict):
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        print(f"note: the spec's keys were not checked (main.py --print_config failed: {last})", file=sys.stderr)
+        return None
+    return data
+
+
+def check_keys(spec: SearchSpec, experiment_dir: Path, template: Path) -> None:
+    """UsageError for a spec key the experiment's config does not take: a typo would fail every version it writes.
+
+    Keys of share.yaml pass at once; the others are looked up in the whole config main.py prints for it
+    (which takes a few seconds), unless the spec also swaps the class_path they belong to.
+    """
+    source, data = experiment_config(experiment_dir, template)
+    keys = [param.key for param in spec.params]
+    sections = set(data)
+    for key in keys:
+        if key.split(".")[0] not in sections:
+            raise UsageError(f"search spec {spec.source}: {key} starts with no section of the config "
+                             f"(sections: {', '.join(sorted(sections))})")
+    known = set(flatten(data))
+    swapped = [key.removesuffix("class_path") for key in keys if key.endswith(".class_path")]
+    unsure = [key for key in keys if key not in known and not key.startswith(tuple(swapped))]
+    if not unsure:
+        return
+    printed = printed_config(source)
+    if printed is None:
+        return
+    known |= set(flatten(printed))
+    for key in unsure:
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise UsageError(f"search spec {spec.source}: {source.name} has no setting {key}{hint}")
 
 
 def parse_args(argv=None):
@@ -220,7 +271,8 @@ def main(argv=None) -> int:
     template = args.template
     if not template.is_file():
         raise UsageError(f"template {template} does not exist")
-    spec = load_spec(args.spec, config_sections(experiment_dir, template))
+    spec = load_spec(args.spec)
+    check_keys(spec, experiment_dir, template)
     points = spec.points()
     mode = f"random search, {spec.samples} samples" if spec.samples else "grid"
     if args.dry_run:

@@ -29,8 +29,8 @@ from _project import (  # noqa: E402
     project_path,
     shown,
 )
-from hparams import config_sections, describe, load_spec, overrides_yaml  # noqa: E402
-from run import experiment_results_dir, resolve_version, run_versions, split_main_args  # noqa: E402
+from hparams import check_keys, describe, load_spec, overrides_yaml  # noqa: E402
+from run import DONE, experiment_results_dir, resolve_version, run_versions, split_main_args  # noqa: E402
 from structure import add_version, ensure_experiment  # noqa: E402
 
 from runtime.files import read_csv  # noqa: E402  (sh/run.py put the project root on sys.path)
@@ -150,7 +150,12 @@ def run_trial(study, distributions, experiment_dir, url, metric, direction, prun
         study.tell(trial, state=TrialState.FAIL)
         return None
     value = objective_value(version.paths.history_file, metric, direction)
-    if outcome.status != "finished" or value is None:
+    if outcome.status in DONE and value is None:
+        study.tell(trial, state=TrialState.FAIL)
+        logged = [key for key in (read_csv(version.paths.history_file) or [{}])[0] if key not in ("epoch", "step")]
+        raise UsageError(f"trial {trial.number} trained but never logged the spec's metric {metric} "
+                         f"(logged: {', '.join(logged) or 'nothing'}): fix `metric:` in the spec")
+    if outcome.status not in DONE:
         state = study.tell(trial, state=TrialState.FAIL).state
     elif was_pruned(url, trial):
         state = study.tell(trial, state=TrialState.PRUNED).state
@@ -169,7 +174,8 @@ def main(argv=None) -> int:
     template = args.template
     if not template.is_file():
         raise UsageError(f"template {template} does not exist")
-    spec = load_spec(args.spec, config_sections(experiment_dir, template), SETTINGS)
+    spec = load_spec(args.spec, SETTINGS)
+    check_keys(spec, experiment_dir, template)
     metric, direction, pruner = objective(spec)
     distributions = {param.key: distribution(param) for param in spec.params}
     main_args = split_main_args(args.other_para)

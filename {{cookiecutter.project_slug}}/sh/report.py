@@ -30,6 +30,7 @@ from _project import (  # noqa: E402
     check_experiment_name,
     exit_on_usage_error,
     experiment_names,
+    flatten,
     shown,
     version_numbers,
 )
@@ -54,18 +55,6 @@ def parse_args(argv=None):
                         help="whether higher or lower --metric is better (default: min for losses and errors)")
     parser.add_path_argument("--out", help="output folder (default: res/<exp>/report, or res/report for several)")
     return parser.parse_args(argv)
-
-
-def flatten(tree, prefix="") -> dict:
-    """Nested mappings as dotted keys: a: (b: 1) -> a.b: 1."""
-    flat = {}
-    for key, value in tree.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            flat.update(flatten(value, dotted + "."))
-        else:
-            flat[dotted] = value
-    return flat
 
 
 def read_yaml(path: Path) -> dict:

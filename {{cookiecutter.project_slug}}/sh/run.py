@@ -41,12 +41,14 @@ from _project import (  # noqa: E402
     shown,
     version_numbers,
 )
+
 from runtime.nvidia_smi import query_gpus  # noqa: E402 (_project put the project on sys.path)
 from runtime.outputs import LOCK_FD_ENV, RunPaths  # noqa: E402
 
 DEFAULT_RES_DIR = "res"
 POLL_SECONDS = 0.1
 UNFINISHED = ("failed", "interrupted", "killed", "unknown")
+DONE = ("finished", "pruned")  # pruned: an optuna trial its pruner stopped early, complete as far as it goes
 
 
 def parse_args(argv=None):
@@ -335,8 +337,8 @@ def plan_run(version: Version, status: str, mode: Optional[str], main_args=()) -
         return Plan(version, None, "running elsewhere", "skipped")
     if mode == "rerun":
         return Plan(version, fit_command(version, ["--run.overwrite", "true"], main_args), "start over")
-    if status == "finished":
-        return Plan(version, None, "finished (--rerun runs it again)", "skipped")
+    if status in DONE:
+        return Plan(version, None, f"{status} (--rerun runs it again)", "skipped")
     if status in UNFINISHED and version.paths.result_entries():
         if mode != "resume":
             return Plan(version, None, f"{status} run left results: --resume continues it, --rerun starts over",
@@ -354,14 +356,14 @@ def plan_run(version: Version, status: str, mode: Optional[str], main_args=()) -
 @dataclass
 class Outcome:
     version: Version
-    status: str  # finished | failed | interrupted | skipped | blocked
+    status: str  # finished | pruned | failed | interrupted | skipped | blocked
     note: str = ""
     duration_s: Optional[float] = None
     has_results: bool = True  # False: not run by anyone yet, or running elsewhere: its folder says nothing of it
 
     @property
     def ok(self) -> bool:
-        return self.status in ("finished", "skipped")
+        return self.status in (*DONE, "skipped")
 
 
 def run_environment(gpu_ids, threads: Optional[int]) -> dict:
@@ -396,10 +398,13 @@ class ActiveRun:
         os.close(self.lock_fd)
         return Outcome(self.plan.version, status, note, round(time.monotonic() - self.started, 1))
 
+    def pruned(self) -> bool:
+        return (read_json_or_none(self.plan.version.paths.manifest_file) or {}).get("status") == "pruned"
+
     def finish(self) -> Outcome:
         code = self.process.returncode
         if code == 0:
-            return self.close("finished")
+            return self.close("pruned" if self.pruned() else "finished")
         return self.close("failed", f"exit {code}: {_last_line(self.plan.version.paths.log_file)}")
 
 

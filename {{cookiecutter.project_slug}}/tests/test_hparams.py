@@ -87,7 +87,10 @@ def test_random_search_samples_inside_the_ranges_and_repeats_with_its_seed(tmp_p
     ("optimizer.init_args.lr: []\n", "at least one value"),
     ("samples: 2\noptimizer.init_args.lr: {normal: [0, 1]}\n", "one key out of"),
     ("samples: 2\noptimizer.init_args.lr: {log_uniform: [0, 1]}\n", "low > 0"),
-    ("seeds: [0, x]\noptimizer.init_args.lr: [0.1]\n", "seeds must be a list of integers"),
+    ("seeds: [0, x]\noptimizer.init_args.lr: [0.1]\n", "seeds must be a list of different integers"),
+    ("seeds: [0, 0]\noptimizer.init_args.lr: [0.1]\n", "seeds must be a list of different integers"),
+    ("samples: 0\noptimizer.init_args.lr: [0.1]\n", "samples must be a positive integer"),
+    ("optimizer.init_args.lr: [0.1, 0.1]\n", "lists a value twice"),
     ("optimizer.init_args: [{lr: 0.1}]\noptimizer.init_args.lr: [0.1]\n", "overlap"),
     ("seeds: [1]\n", "names no hyperparameter"),
     ("optimizer.init_args.lr: [0.1\n", "not valid YAML"),
@@ -97,6 +100,19 @@ def test_bad_spec_is_refused_and_nothing_is_written(tmp_path, text, message):
     with pytest.raises(UsageError, match=message):
         add(tmp_path, write_spec(tmp_path, text))
     assert not (tmp_path / "config").exists()
+
+
+def test_keys_are_checked_against_every_setting_the_config_takes(tmp_path, capsys):
+    with pytest.raises(UsageError, match="template.yaml has no setting optimizer.init_args.lrr "
+                                         r"\(did you mean optimizer.init_args.lr\?\)"):
+        add(tmp_path, write_spec(tmp_path, "optimizer.init_args.lr: [0.1]\noptimizer.init_args.lrr: [0.1]\n"))
+    assert not (tmp_path / "config").exists()
+    # not in template.yaml, but an argument of its AdamW: found in main.py's whole config
+    assert add(tmp_path, write_spec(tmp_path, "optimizer.init_args.amsgrad: [true, false]\n")) == 0
+    assert version_yaml(tmp_path, 1)["optimizer"]["init_args"]["amsgrad"] is False
+    # a swapped class brings arguments of its own: not checked here, main.py checks them when a version runs
+    swap = "optimizer.class_path: [torch.optim.SGD]\noptimizer.init_args.momentum: [0.9]\n"
+    assert add(tmp_path, write_spec(tmp_path, swap), "sgd") == 0
 
 
 def test_missing_spec_is_one_error_line(tmp_path):

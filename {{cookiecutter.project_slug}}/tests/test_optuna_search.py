@@ -12,6 +12,9 @@ from runtime.optuna_study import make_pruner, was_pruned
 
 sys.path.insert(0, str(PROJECT_ROOT / "sh"))
 import optuna_search  # noqa: E402
+import run  # noqa: E402
+from _project import UsageError  # noqa: E402
+from structure import ensure_experiment  # noqa: E402
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 PRUNER = {"median": {"n_startup_trials": 1}}
@@ -42,8 +45,9 @@ def validate(callback, score, epoch=0):
 def test_a_trial_worse_than_the_median_is_reported_and_stopped(study):
     study, url = study
     trial = study.ask()
-    trainer = validate(OptunaPruning(url, "s", trial.number, pruner=PRUNER), 0.5)
-    assert trainer.should_stop and was_pruned(url, trial)
+    callback = OptunaPruning(url, "s", trial.number, pruner=PRUNER)
+    trainer = validate(callback, 0.5)
+    assert trainer.should_stop and was_pruned(url, trial) and callback.run_status == "pruned"
     assert study.get_trials()[trial.number].intermediate_values == {0: 0.5}
 
 
@@ -52,6 +56,7 @@ def test_a_good_trial_keeps_training_and_reports_every_epoch(study):
     trial = study.ask()
     callback = OptunaPruning(url, "s", trial.number, pruner=PRUNER)
     assert not any(validate(callback, score, epoch).should_stop for epoch, score in enumerate((0.92, 0.95)))
+    assert callback.run_status is None
     assert study.get_trials()[trial.number].intermediate_values == pytest.approx({0: 0.92, 1: 0.95})
     assert not was_pruned(url, trial)
 
@@ -87,3 +92,22 @@ def test_trial_value_is_the_best_metric_of_its_history(tmp_path):
     assert optuna_search.objective_value(history, "val/acc", "maximize") == 0.7
     assert optuna_search.objective_value(history, "val/loss", "minimize") == 1.5
     assert optuna_search.objective_value(history, "val/f1", "maximize") is None
+
+
+def test_a_metric_the_trial_never_logged_stops_the_search_with_what_it_did_log(tmp_path, monkeypatch, study):
+    study, url = study
+    experiment, _ = ensure_experiment("exp", tmp_path / "config", PROJECT_ROOT / "config" / "template.yaml")
+    share = experiment / "share.yaml"
+    share.write_text(share.read_text().replace("  res_dir: res\n", f"  res_dir: {tmp_path / 'res'}\n", 1))
+
+    def trained(versions, *args, **kwargs):  # a run that finished and logged val/acc and val/loss only
+        [version] = versions
+        version.paths.run_dir.mkdir(parents=True)
+        version.paths.history_file.write_text("epoch,step,val/acc,val/loss\n0,3,0.5,2.0\n")
+        return [run.Outcome(version, "finished")]
+
+    monkeypatch.setattr(optuna_search, "run_versions", trained)
+    distributions = {"optimizer.init_args.lr": optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True)}
+    with pytest.raises(UsageError, match=r"never logged the spec's metric val/accuracy \(logged: val/acc, val/loss\)"):
+        optuna_search.run_trial(study, distributions, experiment, url, "val/accuracy", "maximize", PRUNER, [])
+    assert study.get_trials()[-1].state.name == "FAIL"

@@ -148,7 +148,8 @@ def test_settings_come_from_what_each_run_trained_with(tmp_path, capsys):
 def test_a_metric_that_was_never_logged_is_refused(tmp_path):
     make_sweep(tmp_path)
     fabricate(tmp_path, 0, "finished", best=0.8, test=0.7)
-    with pytest.raises(UsageError, match="metric val/nonexist was never logged by these runs .logged: val/acc, val/loss"):
+    never = "metric val/nonexist was never logged by these runs .logged: val/acc, val/loss"
+    with pytest.raises(UsageError, match=never):
         report.main(["-e", "sweep", "-c", str(tmp_path / "config"), "--metric", "val/nonexist"])
 
 

@@ -17,8 +17,9 @@ from conftest import PROJECT_ROOT
 sys.path.insert(0, str(PROJECT_ROOT / "sh"))
 import run  # noqa: E402
 from _project import UsageError  # noqa: E402
-from runtime.nvidia_smi import GpuStatus  # noqa: E402
 from structure import create_experiment  # noqa: E402
+
+from runtime.nvidia_smi import GpuStatus  # noqa: E402
 
 TEMPLATE = PROJECT_ROOT / "config" / "template.yaml"
 
@@ -79,7 +80,8 @@ def test_o_takes_a_single_option_as_its_value(tmp_path, capsys, flag):
 
 def test_o_given_twice_passes_both(tmp_path, capsys):
     make_experiment(tmp_path)
-    [command] = dry_run(capsys, tmp_path, "-e", "exp", "-v", "0", "-o", "--trainer.max_epochs=3", "-o", "--seed_everything=1")
+    [command] = dry_run(capsys, tmp_path, "-e", "exp", "-v", "0",
+                        "-o", "--trainer.max_epochs=3", "-o", "--seed_everything=1")
     assert command[-2:] == ["--trainer.max_epochs=3", "--seed_everything=1"]
 
 
@@ -314,13 +316,17 @@ def test_a_version_locked_by_another_runner_is_skipped(tmp_path, capsys, fake_ma
 def test_sigterm_stops_the_runs_prints_the_table_and_leaves_no_process(tmp_path):
     make_experiment(tmp_path, n_versions=2)
     code = ("import sys; sys.path.insert(0, sys.argv[1]); import run; "
-            f"run.fit_command = lambda version, extra=(), main_args=(): [sys.executable, '-c', {FAKE_MAIN!r}, '0', '60']; "
+            f"run.fit_command = lambda *args, **kwargs: [sys.executable, '-c', {FAKE_MAIN!r}, '0', '60']; "
             "sys.exit(run.main(['-c', sys.argv[2], '-e', 'exp', '--all_ver']))")
     runner = subprocess.Popen([sys.executable, "-c", code, str(PROJECT_ROOT / "sh"), str(tmp_path / "config")],
                               stdout=subprocess.PIPE, text=True)
     log = tmp_path / "res" / "exp" / "version_0" / "run.log"
+
+    def started():  # the fake main printed its start line (the log's first line is the command)
+        return log.is_file() and any(line.startswith("start ") for line in log.read_text().splitlines())
+
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not (log.is_file() and "start" in log.read_text()):
+    while time.monotonic() < deadline and not started():
         time.sleep(0.05)
     runner.send_signal(signal.SIGTERM)
     out, _ = runner.communicate(timeout=60)
