@@ -12,7 +12,7 @@ from .outputs import RunPaths
 
 
 class SaveRunConfig(SaveConfigCallback):
-    """Save the merged config as ``<run_dir>/config.yaml`` whatever the logger (or none)."""
+    """Save the merged config as ``<run_dir>/config.yaml`` (atomically) whatever the logger (or none)."""
 
     def __init__(self, *args, **kwargs):
         kwargs["save_to_log_dir"] = False
@@ -22,8 +22,7 @@ class SaveRunConfig(SaveConfigCallback):
         if stage != "fit":
             return  # test / validate / predict of a trained version must not overwrite the config it was trained with
         path = RunPaths.from_config(self.config.run).run_dir / self.config_filename
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.parser.save(self.config, str(path), skip_none=False, overwrite=True, multifile=self.multifile)
+        write_text_atomic(path, self.parser.dump(self.config, skip_none=False))
 
 
 def _scalars(metrics: dict, prefix: str) -> dict:

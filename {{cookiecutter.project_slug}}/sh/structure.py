@@ -97,6 +97,8 @@ def ensure_experiment(name, config_dir, template, description=""):
     if not desc.exists():
         write_atomic(desc, (description or f"{name}: what this experiment tests and why.") + "\n")
         created.append(desc)
+    elif description and desc.read_text().strip() != description.strip():
+        print(f"note: {desc} exists and is kept as it is (edit it to change the description)", file=sys.stderr)
     return experiment_dir, created
 
 
@@ -167,6 +169,8 @@ def create_experiment(name, n_versions, config_dir, template, description="", nu
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.force and args.numbers is None:
+        raise UsageError("--force goes with -n K [K ...]: it gives the versions listed there fresh files")
     created = create_experiment(args.ex_name, args.v_num, args.config, args.template, args.desc,
                                 numbers=args.numbers, force=args.force)
     if not args.quiet:

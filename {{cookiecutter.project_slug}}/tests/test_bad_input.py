@@ -86,6 +86,13 @@ def test_version_yaml_that_is_not_a_mapping_is_refused(refused, experiment):
     refused(fit_args(experiment), f"ERROR: {version}:1: expected 'key: value' settings, found a list")
 
 
+@pytest.mark.parametrize("text", ["", "# only a comment\n"], ids=["empty", "comments only"])
+def test_a_version_yaml_without_settings_is_named(refused, experiment, text):
+    version = experiment / "version_0" / "version.yaml"
+    version.write_text(text)
+    refused(fit_args(experiment), f"ERROR: {version}: holds no settings")
+
+
 def test_unknown_key_in_version_yaml_names_the_key_and_the_file(refused, experiment):
     version = experiment / "version_0" / "version.yaml"
     version.write_text(version.read_text() + "trainer:\n  max_epohcs: 3\n")

@@ -63,6 +63,19 @@ def test_unsafe_experiment_names_are_refused(tmp_path, name):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_force_without_n_is_refused(tmp_path):
+    with pytest.raises(UsageError, match="--force goes with -n"):
+        structure.main(["-e", "exp", "--force", "-c", str(tmp_path), "-t", str(TEMPLATE)])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_new_description_for_an_existing_experiment_is_not_silently_dropped(tmp_path, capsys):
+    create_experiment("exp", 1, tmp_path, TEMPLATE, "why")
+    create_experiment("exp", 1, tmp_path, TEMPLATE, "a new reason")
+    assert (tmp_path / "exp" / "desc.txt").read_text() == "why\n"
+    assert "desc.txt exists and is kept" in capsys.readouterr().err
+
+
 def test_command_line_error_is_one_line_and_nonzero(tmp_path):
     result = subprocess.run(
         [sys.executable, str(PROJECT_ROOT / "sh" / "structure.py"), "-e", "bad/name", "-c", str(tmp_path)],
