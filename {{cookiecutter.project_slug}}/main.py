@@ -23,7 +23,7 @@ from runtime.errors import cause_of_type, one_line, parse_error_message, refused
 from runtime.files import read_json
 from runtime.gpus import select_gpus
 from runtime.manifest import RunManifest, command_line
-from runtime.outputs import RunPaths, logger_configs, route_outputs
+from runtime.outputs import RunPaths, StoresMadeWhileBuilding, logger_configs, route_outputs
 from runtime.performance import use_tensor_cores
 from runtime.predictions import PredictionCSVWriter
 from runtime.records import HistoryCSV, SaveRunConfig, fit_summary, record
@@ -84,7 +84,8 @@ class ResearchCLI(LightningCLI):
     def instantiate_classes(self) -> None:
         """Build the model, data and trainer; a setting Lightning or torch refuses is one ConfigError line."""
         try:
-            super().instantiate_classes()
+            with StoresMadeWhileBuilding(self.paths):
+                super().instantiate_classes()
         except Exception as error:
             refused = refused_setting(error)
             if refused is None:

@@ -18,8 +18,8 @@ from runtime.paths import project_path
 
 from ._common import (
     DatasetNotFoundError,
-    check_loader_settings,
     ImageFilesDataset,
+    check_loader_settings,
     default_num_workers,
     split_indices,
     trains_on_gpu,

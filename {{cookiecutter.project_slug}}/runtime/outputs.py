@@ -58,6 +58,10 @@ class RunPaths:
         return self.run_dir / "run.log"
 
     @property
+    def mlflow_store(self) -> Path:
+        return self.res_dir / "mlflow.db"
+
+    @property
     def lock_file(self) -> Path:
         return self.run_dir / ".lock"
 
@@ -91,7 +95,7 @@ def _route_logger(logger, paths: RunPaths) -> None:
         args.save_dir, args.name = str(paths.run_dir), f"{paths.experiment}/{paths.version}"
     elif name == "MLFlowLogger":
         args.experiment_name, args.run_name = paths.experiment, paths.version
-        args.tracking_uri = f"sqlite:///{paths.res_dir / 'mlflow.db'}"
+        args.tracking_uri = f"sqlite:///{paths.mlflow_store}"
         args.artifact_location = (paths.res_dir / "mlartifacts" / paths.experiment).as_uri()
 
 
@@ -99,6 +103,26 @@ def logger_configs(trainer_config) -> list:
     """The logger entries (class_path and init_args) of a parsed trainer config."""
     loggers = trainer_config.logger
     return [logger for logger in (loggers if isinstance(loggers, list) else [loggers]) if hasattr(logger, "init_args")]
+
+
+class StoresMadeWhileBuilding:
+    """What loggers write as soon as they are built (MLflow creates its database, and res/ for it), so a run
+    refused a moment later can take it back: ``with StoresMadeWhileBuilding(paths): ...build...``."""
+
+    def __init__(self, paths: RunPaths):
+        self.new = [path for path in (paths.mlflow_store, paths.res_dir) if not path.exists()]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        if error is None:
+            return
+        for path in self.new:  # the database, then its folder when that is empty
+            if path.is_file():
+                path.unlink()
+            elif path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
 
 
 def route_outputs(trainer_config, paths: RunPaths) -> None:

@@ -67,10 +67,11 @@ def test_last_checkpoint_is_the_last_epoch_even_when_the_best_is_older(tmp_path,
     run_dir = tmp_path / "res" / "example" / "version_0"
     # lr 0: the model never changes, so val/acc never improves after the first epoch
     assert main(["fit", "-c", EXAMPLE, *fast_args, "--trainer.max_epochs=3", "--optimizer.init_args.lr=0"]) == 0
-    assert [p.name for p in (run_dir / "checkpoints").glob("epoch*.ckpt")] == ["epoch000-val_acc%.4f.ckpt" % float(
-        json.loads((run_dir / "metrics.json").read_text())["fit"]["best_score"])]
+    fit = json.loads((run_dir / "metrics.json").read_text())["fit"]
+    assert [p.name for p in (run_dir / "checkpoints").glob("epoch*.ckpt")] == [
+        "epoch000-val_acc%.4f.ckpt" % fit["best_score"]]
     last = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-    assert (last["epoch"], last["global_step"]) == (2, 9)  # 3 epochs of 3 batches
+    assert (last["epoch"], last["global_step"]) == (2, fit["global_step"])  # the end of the third epoch
 
 
 def test_a_fit_that_raises_is_recorded_as_failed(tmp_path, fast_args):
