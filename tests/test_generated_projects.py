@@ -77,7 +77,7 @@ def test_missing_mnist_gives_one_clear_line(cookies):
     assert "Traceback" not in fit.stderr
 
 
-# Both configs of a bake checked in one process (LightningCLI's --print_config exits after printing).
+# Both configs of a bake, and `main.py fit --help`, checked in one process (LightningCLI exits after printing).
 PRINT_CONFIGS = """
 import contextlib, io, os, sys
 sys.path.insert(0, os.getcwd())  # as `python main.py` has it: the configs' class paths import from the project
@@ -88,13 +88,18 @@ for configs in (["config/example.yaml"], ["config/baseline/share.yaml", "config/
         main(["fit", *[arg for config in configs for arg in ("-c", config)], "--print_config"])
     assert "class_path: model.ImageClassifier" in printed.getvalue(), (configs, printed.getvalue())
     print("printed", *configs)
+helped = io.StringIO()
+with contextlib.redirect_stdout(helped), contextlib.suppress(SystemExit):
+    main(["fit", "--help"])
+assert "--trainer.max_epochs" in helped.getvalue() and "--run.experiment" in helped.getvalue(), helped.getvalue()
+print("fit --help works")
 """
 
 
 @pytest.mark.parametrize("key,value", CASES, ids=[f"{k}={v}" for k, v in CASES])
-def test_every_choice_gives_a_valid_lightning_config(cookies, key, value):
+def test_every_choice_gives_a_valid_lightning_config_and_fit_help(cookies, key, value):
     answers = {key: value, **({"devices": "2"} if (key, value) == ("strategy", "ddp") else {})}
     project = bake(cookies, **answers)
     printed = run_python(["-c", PRINT_CONFIGS], project)
     assert printed.returncode == 0, printed.stderr[-3000:]
-    assert printed.stdout.count("printed config/") == 2, printed.stdout[-3000:]
+    assert printed.stdout.count("printed config/") == 2 and "fit --help works" in printed.stdout, printed.stdout[-3000:]
