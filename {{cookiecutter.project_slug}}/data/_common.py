@@ -7,6 +7,8 @@ augmented, converted and normalised on whole tensors. There is no per-sample Pyt
 so these loaders run in the main process (worker processes would only add copies); ImageFolder
 data is decoded by loader worker processes instead.
 """
+import contextlib
+import io
 import os
 import tempfile
 import warnings
@@ -278,3 +280,36 @@ class InMemoryImageDataModule(LightningDataModule):
         if self.predict_dir:
             return DataLoader(self.predict_set, batch_size=self.batch_size)
         return self._loader(self.test_set)
+
+
+class DownloadableImageDataModule(InMemoryImageDataModule):
+    """An in-memory set that torchvision downloads: ``prepare_data`` fetches the files once (Lightning calls
+    it on one process per machine); without network, one DatasetNotFoundError says where to put them.
+
+    Subclasses set ``torchvision_dataset`` (the class of ``torchvision.datasets`` that downloads the
+    files) and implement ``missing_files()`` and ``not_found(reason)``.
+    """
+
+    torchvision_dataset: str
+
+    def missing_files(self) -> list[str]:
+        raise NotImplementedError
+
+    def not_found(self, reason: str) -> DatasetNotFoundError:
+        raise NotImplementedError
+
+    def prepare_data(self) -> None:
+        if not self.missing_files():
+            return
+        from torchvision import datasets
+
+        try:  # torchvision prints one line per failed mirror: keep them for the error message only
+            with contextlib.redirect_stdout(io.StringIO()):
+                getattr(datasets, self.torchvision_dataset)(self.data_dir, train=True, download=True)
+        except Exception as error:  # noqa: BLE001 - any download failure means the same to the user
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise self.not_found(f"the download failed ({reason})") from error
+
+    def check_downloaded(self) -> None:
+        if self.missing_files():
+            raise self.not_found("prepare_data() has not downloaded them")

@@ -2,8 +2,6 @@
 
 The decoded tensors are cached beside the batches (``cache-train.pt``, ``cache-test.pt``).
 """
-import contextlib
-import io
 import pickle
 from pathlib import Path
 from typing import Optional
@@ -13,7 +11,7 @@ import torch
 
 from runtime.paths import project_path
 
-from ._common import DatasetNotFoundError, InMemoryImageDataModule
+from ._common import DatasetNotFoundError, DownloadableImageDataModule
 
 FOLDER = "cifar-10-batches-py"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -31,9 +29,10 @@ def read_batches(files) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(np.concatenate(images)), torch.tensor(labels, dtype=torch.long)
 
 
-class CIFAR10DataModule(InMemoryImageDataModule):
+class CIFAR10DataModule(DownloadableImageDataModule):
     """32x32 colour images in 10 classes, 50k train (minus validation) / 10k test."""
 
+    torchvision_dataset = "CIFAR10"
     num_classes = 10
     input_shape = (3, 32, 32)
     mean = (0.4914, 0.4822, 0.4465)
@@ -58,30 +57,17 @@ class CIFAR10DataModule(InMemoryImageDataModule):
     def batch_dir(self):
         return self.data_dir / FOLDER
 
-    def _missing(self):
+    def missing_files(self) -> list[str]:
         return [name for name in TRAIN_BATCHES + TEST_BATCHES if not (self.batch_dir / name).is_file()]
 
-    def _not_found(self, reason: str) -> DatasetNotFoundError:
+    def not_found(self, reason: str) -> DatasetNotFoundError:
         return DatasetNotFoundError(
             f"CIFAR-10 files not found in {self.batch_dir} and {reason}; put data_batch_1..5 and test_batch there "
             "(the python version, cifar-10-python.tar.gz, extracted)"
         )
 
-    def prepare_data(self) -> None:
-        if not self._missing():
-            return
-        from torchvision import datasets
-
-        try:
-            with contextlib.redirect_stdout(io.StringIO()):
-                datasets.CIFAR10(self.data_dir, train=True, download=True)
-        except Exception as error:  # noqa: BLE001 - any download failure means the same to the user
-            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise self._not_found(f"the download failed ({reason})") from error
-
     def raw_files(self, train: bool) -> list[Path]:
-        if self._missing():
-            raise self._not_found("prepare_data() has not downloaded them")
+        self.check_downloaded()
         return [self.batch_dir / name for name in (TRAIN_BATCHES if train else TEST_BATCHES)]
 
     def decode(self, train: bool, files: list[Path]) -> tuple[torch.Tensor, torch.Tensor]:

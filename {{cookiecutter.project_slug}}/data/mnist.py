@@ -5,9 +5,7 @@ Files live in ``<data_dir>/MNIST/raw`` (or ``FashionMNIST/raw``): ``train-images
 ``.gz`` archives). They are downloaded when missing and the network allows. The decoded tensors
 are cached beside them (``cache-train.pt``, ``cache-test.pt``).
 """
-import contextlib
 import gzip
-import io
 import math
 import struct
 from pathlib import Path
@@ -17,7 +15,7 @@ import torch
 
 from runtime.paths import project_path
 
-from ._common import DatasetNotFoundError, InMemoryImageDataModule
+from ._common import DatasetNotFoundError, DownloadableImageDataModule
 
 SPLIT_FILES = {
     True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -40,10 +38,10 @@ def read_idx(path: Path) -> torch.Tensor:
     return torch.frombuffer(bytearray(data[header:]), dtype=torch.uint8).view(*shape)
 
 
-class MNISTDataModule(InMemoryImageDataModule):
+class MNISTDataModule(DownloadableImageDataModule):
     """Handwritten digits, 28x28 grey, 60k train (minus validation) / 10k test."""
 
-    folder = "MNIST"  # torchvision's dataset class and folder name
+    folder = torchvision_dataset = "MNIST"  # torchvision's dataset class and folder name
     num_classes = 10
     input_shape = (1, 28, 28)
     mean = (0.1307,)
@@ -75,30 +73,17 @@ class MNISTDataModule(InMemoryImageDataModule):
                 return path
         return None
 
-    def _missing(self) -> list[str]:
+    def missing_files(self) -> list[str]:
         return [name for name in IDX_FILES if self._file(name) is None]
 
-    def _not_found(self, reason: str) -> DatasetNotFoundError:
+    def not_found(self, reason: str) -> DatasetNotFoundError:
         return DatasetNotFoundError(
             f"{self.folder} files not found in {self.raw_dir} and {reason}; "
             f"put {', '.join(IDX_FILES)} (or their .gz archives) there"
         )
 
-    def prepare_data(self) -> None:
-        if not self._missing():
-            return
-        from torchvision import datasets
-
-        try:  # torchvision prints one line per failed mirror: keep them for the error message only
-            with contextlib.redirect_stdout(io.StringIO()):
-                getattr(datasets, self.folder)(self.data_dir, train=True, download=True)
-        except Exception as error:  # noqa: BLE001 - any download failure means the same to the user
-            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise self._not_found(f"the download failed ({reason})") from error
-
     def raw_files(self, train: bool) -> list[Path]:
-        if self._missing():
-            raise self._not_found("prepare_data() has not downloaded them")
+        self.check_downloaded()
         return [self._file(name) for name in SPLIT_FILES[train]]
 
     def decode(self, train: bool, files: list[Path]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -111,6 +96,6 @@ class MNISTDataModule(InMemoryImageDataModule):
 class FashionMNISTDataModule(MNISTDataModule):
     """Zalando's clothing images in MNIST's format: 28x28 grey, 10 classes."""
 
-    folder = "FashionMNIST"
+    folder = torchvision_dataset = "FashionMNIST"
     mean = (0.2860,)
     std = (0.3530,)
