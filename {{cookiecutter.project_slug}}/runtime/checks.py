@@ -9,7 +9,7 @@ class ConfigError(RuntimeError):
 
 
 GPU_ONLY_STRATEGIES = {"fsdp": "FSDP", "deepspeed": "DeepSpeed"}
-CALLBACKS_NEEDING_A_LOGGER = ("DeviceStatsMonitor", "LearningRateMonitor", "GradientNormMonitor")
+CALLBACKS_NEEDING_A_LOGGER = ("DeviceStatsMonitor", "LearningRateMonitor")
 
 
 def _class_name(component) -> str:

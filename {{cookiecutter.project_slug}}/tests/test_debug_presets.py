@@ -4,7 +4,7 @@ import json
 import pytest
 import yaml
 from conftest import PROJECT_ROOT
-from pytorch_lightning.callbacks import BatchSizeFinder, ModelSummary, device_stats_monitor
+from pytorch_lightning.callbacks import ModelSummary, device_stats_monitor
 
 import main as main_module
 from main import main
@@ -33,13 +33,20 @@ def test_presets_append_callbacks_instead_of_replacing_share_yaml_s(capsys):
     assert "ModelCheckpoint" in callbacks
 
 
+def found_batch_size(run):
+    sizes = json.loads((run["dir"] / "batch_size_find.json").read_text())
+    assert sizes["configured"] == run["configured_batch_size"]
+    return sizes["found"]
+
+
 def _train_batches(run):
     return len(run["datamodule"].train_dataloader())
 
 
 # What each preset must visibly do to the run (the captured trainer, datamodule, metrics and run folder).
 EFFECTS = {
-    "fast_dev_run": lambda run: run["trainer"].global_step == min(5, _train_batches(run)),
+    "fast_dev_run": lambda run: run["trainer"].global_step == min(5, _train_batches(run))
+    and yaml.safe_load((run["dir"] / "config.yaml").read_text())["trainer"]["fast_dev_run"] == 5,  # what ran
     "overfit_batches": lambda run: run["trainer"].overfit_batches == 10
     and run["trainer"].global_step == min(10, _train_batches(run)),
     "limit_batches": lambda run: run["trainer"].global_step == min(10, _train_batches(run)),
@@ -54,12 +61,13 @@ EFFECTS = {
     and any(isinstance(c, GradientNormMonitor) for c in run["trainer"].callbacks)
     and "grad_2.0_norm_total" in run["fit_metrics"],
     "detect_anomaly": lambda run: run["trainer"]._detect_anomaly,
-    "lr_find": lambda run: len(json.loads((run["dir"] / "lr_find.json").read_text())["lr"]) > 0,
-    "batch_size_find": lambda run: any(isinstance(c, BatchSizeFinder) and c.optimal_batch_size
-                                       for c in run["trainer"].callbacks),
+    # more steps than the run's one epoch holds: the range test is not cut short by max_epochs
+    "lr_find": lambda run: len(json.loads((run["dir"] / "lr_find.json").read_text())["lr"]) > _train_batches(run),
+    "batch_size_find": lambda run: found_batch_size(run) >= run["configured_batch_size"]  # searched upwards
+    and run["datamodule"].batch_size == found_batch_size(run),
 }
-# Arguments after the preset: a preset meant for long runs stays short; device stats are logged every step.
-AFTER_PRESET = {"overfit_batches": ["--trainer.max_epochs=1"], "device_stats": ["--trainer.log_every_n_steps=1"]}
+# Arguments after the preset: a preset meant for long runs stays short.
+AFTER_PRESET = {"overfit_batches": ["--trainer.max_epochs=1"]}
 
 
 def test_every_preset_has_an_effect_check():
@@ -78,7 +86,8 @@ def test_preset_stacks_onto_the_first_experiment_and_runs(name, tmp_path, fast_a
         return prefix_keys(stats, *args)
 
     def capture(cli):
-        run.update(trainer=cli.trainer, datamodule=cli.datamodule, fit_metrics=dict(cli.trainer.callback_metrics))
+        run.update(trainer=cli.trainer, datamodule=cli.datamodule, fit_metrics=dict(cli.trainer.callback_metrics),
+                   configured_batch_size=cli.config["fit"]["data"]["init_args"]["batch_size"])
         after_fit(cli)
 
     monkeypatch.setattr(main_module.ResearchCLI, "after_fit", capture)
