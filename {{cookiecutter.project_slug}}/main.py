@@ -92,6 +92,14 @@ class ResearchCLI(LightningCLI):
                 raise
             raise ConfigError(f"{type(refused).__name__}: {one_line(refused)}") from error
 
+    def instantiate_trainer(self, **kwargs):
+        """The trainer; a fast_dev_run fit saves its config.yaml too (LightningCLI leaves it out then)."""
+        trainer = super().instantiate_trainer(**kwargs)
+        if trainer.fast_dev_run and not any(isinstance(c, SaveRunConfig) for c in trainer.callbacks):
+            trainer.callbacks.append(SaveRunConfig(self._parser(self.subcommand), self.config[self.subcommand],
+                                                   **self.save_config_kwargs))
+        return trainer
+
     def before_fit(self) -> None:
         """Lock and guard the run folder (manifest.json follows once the data is set up), record history.csv
         whatever the logger, and write checkpoints atomically."""
@@ -116,7 +124,7 @@ class ResearchCLI(LightningCLI):
         with self.manifest.watching():
             summary = fit_summary(self.trainer, self.manifest.started)
             if self.trainer.is_global_zero:
-                record(self.paths, "fit", summary)
+                record(self.paths, "fit", summary, forget=("test", "tests"))  # they scored the checkpoints before
             if self.run_config.test_after_fit and summary["status"] == "finished":  # not interrupted, not pruned
                 ckpt_path = summary["best_model_path"]  # the path itself: "best" is ambiguous with two ModelCheckpoints
                 self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path)

@@ -56,10 +56,13 @@ def fit_summary(trainer, started: float) -> dict:
     }
 
 
-def record(paths: RunPaths, section: str, values: dict, key: str = None) -> dict:
-    """Set ``metrics.json[section]`` (or ``[section][key]``) to ``values``, written atomically; return the record."""
+def record(paths: RunPaths, section: str, values: dict, key: str = None, forget=()) -> dict:
+    """Set ``metrics.json[section]`` (or ``[section][key]``) to ``values`` and drop the sections named in
+    ``forget`` (scores that no longer hold), written atomically; return the record."""
     metrics = read_json(paths.metrics_file, default={})
     metrics.update({"experiment": paths.experiment, "version": paths.version})
+    for stale in forget:
+        metrics.pop(stale, None)
     if key is None:
         metrics[section] = values
     else:

@@ -46,7 +46,10 @@ def test_fit_records_its_run_refuses_to_overwrite_it_and_resumes_it(tmp_path, fa
     assert len(errors) == 1 and "already holds a run's results" in errors[0] and "--run.overwrite true" in errors[0]
     assert {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()} == before
 
+    assert main(["test", "-c", EXAMPLE, *fast_args, "--ckpt_path", "last"]) == 0
+    assert "test/acc" in json.loads((run_dir / "metrics.json").read_text())["tests"]["last.ckpt"]
     assert main(["fit", "-c", EXAMPLE, *fast_args, "--trainer.max_epochs=3", "--ckpt_path", "last"]) == 0
+    assert "tests" not in json.loads((run_dir / "metrics.json").read_text())  # it scored last.ckpt before the resume
     assert [row["epoch"] for row in history(run_dir)] == ["0", "1", "2"]
     assert history(run_dir)[:2] == rows  # the resumed run continued the history
     resumed = json.loads((run_dir / "manifest.json").read_text())
