@@ -313,6 +313,8 @@ def main(argv=None) -> int:
     empty = [name for name, records in by_experiment.items() if not any(r["status"] == "finished" for r in records)]
     if args.all_ex:
         by_experiment = {name: records for name, records in by_experiment.items() if name not in empty}
+        if empty and by_experiment:
+            print(f"note: left out (no finished runs): {', '.join(empty)}")
         empty = [] if by_experiment else ["any experiment"]
     if empty:
         raise UsageError(f"{' and '.join(empty)} has no finished runs to report (train with sh/run.py first)")

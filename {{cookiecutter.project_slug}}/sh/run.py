@@ -39,6 +39,7 @@ from _project import (  # noqa: E402
     experiment_names,
     project_path,
     shown,
+    user_path,
     version_numbers,
 )
 
@@ -106,10 +107,24 @@ def _run_section(path: Path) -> dict:
     return run if isinstance(run, dict) else {}
 
 
+def _config_file(main_args, i):
+    """The file of a ``-c FILE`` / ``--config FILE`` / ``--config=FILE`` at ``main_args[i]``, else None."""
+    token = main_args[i]
+    if token in ("-c", "--config") and i + 1 < len(main_args):
+        return main_args[i + 1]
+    return token.split("=", 1)[1] if token.startswith("--config=") else None
+
+
 def _run_overrides(main_args) -> dict:
-    """``--run.res_dir/experiment/version`` given on main.py's command line (both ``--k=v`` and ``--k v``)."""
+    """``run:`` settings given on main.py's command line: in config files (``-c FILE``), then
+    ``--run.res_dir/experiment/version`` (both ``--k=v`` and ``--k v``), later ones winning."""
     found = {}
     for i, token in enumerate(main_args):
+        config = _config_file(main_args, i)
+        if config is not None:
+            if not Path(config).is_file():
+                raise UsageError(f"-o/--other_para: config file {config} not found")
+            found.update(_run_section(Path(config)))
         for key in ("res_dir", "experiment", "version"):
             flag = f"--run.{key}"
             if token.startswith(flag + "="):
@@ -145,6 +160,15 @@ def split_main_args(texts) -> list:
             arguments += shlex.split(text)
         except ValueError as error:
             raise UsageError(f"-o/--other_para {text!r}: {error}") from None
+    # main.py runs in the project folder: config files named from here are handed over absolute.
+    for i in range(len(arguments)):
+        config = _config_file(arguments, i)
+        if config is None or not user_path(config).is_file():
+            continue
+        if arguments[i].startswith("--config="):
+            arguments[i] = f"--config={user_path(config)}"
+        else:
+            arguments[i + 1] = str(user_path(config))
     return arguments
 
 
@@ -225,7 +249,7 @@ def check_own_folders(versions, config_dir: Path, main_args=()) -> None:
             if (config_dir / name, k) in chosen:
                 continue
             try:
-                other = resolve_version(config_dir / name, k, main_args)
+                other = resolve_version(config_dir / name, k)  # -o is for the chosen versions only
             except UsageError:
                 continue  # a broken version that is not run here
             owners.setdefault(other.paths.run_dir, other)
@@ -233,7 +257,7 @@ def check_own_folders(versions, config_dir: Path, main_args=()) -> None:
         other = owners.setdefault(version.paths.run_dir, version)
         if other is not version:
             raise UsageError(f"{other.label} and {version.label} both write to {shown(version.paths.run_dir)}: "
-                             "give each version its own run.version in its version.yaml")
+                             "give each version its own run.version (in its version.yaml, or in -o)")
 
 
 # ----------------------------------------------------------------------------- state of a run folder

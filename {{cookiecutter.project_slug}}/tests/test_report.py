@@ -114,6 +114,16 @@ def test_several_experiments_in_one_report(tmp_path, capsys):
         assert {r["experiment"] for r in csv.DictReader(f)} == {"one", "two"}
 
 
+def test_all_ex_names_the_experiments_it_leaves_out(tmp_path, capsys):
+    make_sweep(tmp_path, "done")
+    make_sweep(tmp_path, "untrained")
+    fabricate(tmp_path, 0, "finished", best=0.8, test=0.7, experiment="done")
+    assert report.main(["--all_ex", "-c", str(tmp_path / "config")]) == 0
+    assert "note: left out (no finished runs): untrained" in capsys.readouterr().out
+    with open(tmp_path / "res" / "done" / "report" / "runs.csv", newline="") as f:
+        assert {r["experiment"] for r in csv.DictReader(f)} == {"done"}
+
+
 def test_experiment_without_finished_runs_is_one_error_line_and_exit_2(tmp_path):
     make_sweep(tmp_path)
     fabricate(tmp_path, 0, "failed")

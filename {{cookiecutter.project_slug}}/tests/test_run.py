@@ -179,6 +179,27 @@ def test_versions_writing_to_one_folder_are_refused(tmp_path, chosen):
         run.main(["-c", str(tmp_path / "config"), "-e", "exp", *chosen, "--dry-run"])
 
 
+def test_o_moves_only_the_chosen_version_and_is_checked_against_the_others(tmp_path, capsys):
+    make_experiment(tmp_path, n_versions=2)
+    [command] = dry_run(capsys, tmp_path, "-e", "exp", "-v", "0", "-o", "--run.version=v9")
+    assert command[-1] == "--run.version=v9"
+    with pytest.raises(UsageError, match=r"exp/version_1 and exp/version_0 both write to .*or in -o\)"):
+        run.main(["-c", str(tmp_path / "config"), "-e", "exp", "-v", "0", "-o", "--run.version=version_1", "--dry-run"])
+
+
+def test_a_config_file_in_o_is_read_for_where_the_run_writes_and_passed_on_absolute(tmp_path, capsys):
+    experiment = make_experiment(tmp_path, n_versions=2)
+    preset = PROJECT_ROOT / "config" / "debug" / "fast_dev_run.yaml"
+    for given in (["-c", "config/debug/fast_dev_run.yaml"], ["--config=config/debug/fast_dev_run.yaml"]):
+        main_args = run.split_main_args(" ".join(given))
+        assert main_args[-1].endswith(str(preset)) and len(main_args) == len(given)
+        assert run.resolve_version(experiment, 0, main_args).paths.run_dir == tmp_path / "res" / "exp" / "debug"
+    with pytest.raises(UsageError, match="both write to"):  # two debug runs would share the scratch folder
+        run.main(["-c", str(tmp_path / "config"), "-e", "exp", "--all_ver", "-o", f"-c {preset}", "--dry-run"])
+    with pytest.raises(UsageError, match="config file nowhere.yaml not found"):
+        run.main(["-c", str(tmp_path / "config"), "-e", "exp", "-v", "0", "-o", "-c nowhere.yaml", "--dry-run"])
+
+
 def test_gpus_on_a_machine_without_them_are_refused(tmp_path, monkeypatch):
     make_experiment(tmp_path)
     monkeypatch.setattr(run, "query_gpus", lambda: None)  # no nvidia-smi
