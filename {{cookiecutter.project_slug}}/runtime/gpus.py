@@ -17,29 +17,11 @@ import torch
 from pytorch_lightning.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
 
 from .checks import ConfigError
-from .nvidia_smi import GpuStatus, query_gpus
+from .nvidia_smi import GpuStatus, query_gpus, visible_gpus
 
 os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")  # CUDA device i == nvidia-smi index i
 
 SELECTED_GPUS_ENV = "RESEARCH_SELECTED_GPUS"
-
-
-def visible_gpus(gpus: list[GpuStatus], cuda_visible_devices: Optional[str]) -> Optional[list[GpuStatus]]:
-    """The GPUs this process sees, in CUDA's order (list position = CUDA device id); None if unmappable."""
-    if cuda_visible_devices is None:
-        return sorted(gpus, key=lambda gpu: gpu.index)
-    visible = []
-    for entry in filter(None, (e.strip() for e in cuda_visible_devices.split(","))):
-        if entry.lstrip("-").isdigit():
-            if int(entry) < 0:
-                break  # CUDA ignores every id from an invalid one on
-            matches = [gpu for gpu in gpus if gpu.index == int(entry)]
-        else:
-            matches = [gpu for gpu in gpus if entry.startswith("GPU-") and gpu.uuid.startswith(entry)]
-        if len(matches) != 1:
-            return None  # MIG devices or an id nvidia-smi does not list: leave the choice to Lightning
-        visible.append(matches[0])
-    return visible
 
 
 def least_busy(visible: list[GpuStatus], count: int) -> list[int]:

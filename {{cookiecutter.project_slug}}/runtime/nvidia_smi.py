@@ -1,7 +1,7 @@
 """What nvidia-smi says of this machine's GPUs: index, UUID, utilisation and memory in use.
 
-Standard library only: sh/run.py checks its --gpus against it without importing torch, and
-runtime/gpus.py ranks the GPUs by it.
+Standard library only: sh/run.py checks its --gpus against it (and CUDA_VISIBLE_DEVICES) without
+importing torch, and runtime/gpus.py ranks the GPUs by it.
 """
 import subprocess
 from dataclasses import dataclass
@@ -41,3 +41,21 @@ def query_gpus() -> Optional[list[GpuStatus]]:
         return parse_nvidia_smi(result.stdout)
     except (OSError, subprocess.SubprocessError, ValueError):
         return None
+
+
+def visible_gpus(gpus: list[GpuStatus], cuda_visible_devices: Optional[str]) -> Optional[list[GpuStatus]]:
+    """The GPUs this process sees, in CUDA's order (list position = CUDA device id); None if unmappable."""
+    if cuda_visible_devices is None:
+        return sorted(gpus, key=lambda gpu: gpu.index)
+    visible = []
+    for entry in filter(None, (e.strip() for e in cuda_visible_devices.split(","))):
+        if entry.lstrip("-").isdigit():
+            if int(entry) < 0:
+                break  # CUDA ignores every id from an invalid one on
+            matches = [gpu for gpu in gpus if gpu.index == int(entry)]
+        else:
+            matches = [gpu for gpu in gpus if entry.startswith("GPU-") and gpu.uuid.startswith(entry)]
+        if len(matches) != 1:
+            return None  # MIG devices or an id nvidia-smi does not list: leave the choice to Lightning
+        visible.append(matches[0])
+    return visible

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _project import ArgumentParser, UsageError, check_experiment_name, exit_on_usage_error  # noqa: E402
-from run import config_files, fit_command, resolve_version  # noqa: E402
+from run import config_files, fit_command, resolve_version, resume_arguments  # noqa: E402, F401 (tests use it)
 
 
 def parse_args(argv=None):
@@ -42,18 +42,6 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     args.main_args = args.main_args[1:] if args.main_args[:1] == ["--"] else args.main_args
     return args
-
-
-def resume_arguments(run_dir: Path, main_args) -> list:
-    """``--ckpt_path hpc|last`` for the newest checkpoint of ``run_dir``; nothing when there is none or one is given."""
-    if any(arg == "--ckpt_path" or arg.startswith("--ckpt_path=") for arg in main_args):
-        return []
-    candidates = {path: "hpc" for path in run_dir.glob("hpc_ckpt_*.ckpt")}
-    if (run_dir / "checkpoints" / "last.ckpt").is_file():
-        candidates[run_dir / "checkpoints" / "last.ckpt"] = "last"
-    if not candidates:
-        return []
-    return ["--ckpt_path", candidates[max(candidates, key=lambda path: path.stat().st_mtime)]]
 
 
 def version_fit_command(args, devices: int, num_nodes: int) -> list:
@@ -88,7 +76,12 @@ def slurm_task_command(args, environ=os.environ) -> list:
         raise UsageError("launch.py slurm runs inside a SLURM job step: sbatch sh/slurm.sbatch <experiment> <version>")
     nodes = int(environ.get("SLURM_NNODES", "1"))
     per_node = environ.get("SLURM_NTASKS_PER_NODE", "").split("(")[0]  # "4", or "4(x2)" on some versions
-    return version_fit_command(args, int(per_node) if per_node else int(environ["SLURM_NTASKS"]) // nodes, nodes)
+    tasks = int(per_node) if per_node else int(environ["SLURM_NTASKS"]) // nodes
+    gpus = environ.get("SLURM_GPUS_ON_NODE", "")
+    if gpus.isdigit() and int(gpus) != tasks:
+        raise UsageError(f"this SLURM job has {gpus} GPUs per node but {tasks} tasks per node: "
+                         f"one task per GPU, so set --ntasks-per-node={gpus}")
+    return version_fit_command(args, tasks, nodes)
 
 
 def main(argv=None):

@@ -6,7 +6,7 @@
     python sh/run.py -e baseline --all_ver --jobs 2            # every version, two at a time
     python sh/run.py --all_ex                                  # every version of every experiment
     python sh/run.py -e baseline --all_ver --gpus 0,1,2,3 --gpus-per-run 2
-    python sh/run.py -e baseline --all_ver --resume            # continue unfinished versions from last.ckpt
+    python sh/run.py -e baseline --all_ver --resume            # continue unfinished versions from their checkpoints
     python sh/run.py -e baseline -v 0 -o "--trainer.max_epochs=3" --dry-run
 
 Each run's output goes to ``<run dir>/run.log``; the runner holds a lock on ``<run dir>/.lock``
@@ -43,12 +43,14 @@ from _project import (  # noqa: E402
     version_numbers,
 )
 
-from runtime.nvidia_smi import query_gpus  # noqa: E402 (_project put the project on sys.path)
+from runtime.nvidia_smi import query_gpus, visible_gpus  # noqa: E402 (_project put the project on sys.path)
 from runtime.outputs import LOCK_FD_ENV, RunPaths  # noqa: E402
 
 DEFAULT_RES_DIR = "res"
 POLL_SECONDS = 0.1
 UNFINISHED = ("failed", "interrupted", "killed", "unknown")
+RESUME_SOURCES = {"last": "checkpoints/last.ckpt",
+                  "hpc": "the checkpoint Lightning saved at preemption (hpc_ckpt_*.ckpt)"}
 DONE = ("finished", "pruned")  # pruned: an optuna trial its pruner stopped early, complete as far as it goes
 
 
@@ -71,7 +73,8 @@ def parse_args(argv=None):
     parser.add_argument("--gpus", help="GPU ids shared out to the runs through CUDA_VISIBLE_DEVICES, e.g. 0,1,2,3")
     parser.add_argument("--gpus-per-run", type=int, default=1, help="GPUs each run gets (default 1)")
     again = parser.add_mutually_exclusive_group()
-    again.add_argument("--resume", action="store_true", help="continue unfinished versions from checkpoints/last.ckpt")
+    again.add_argument("--resume", action="store_true",
+                       help="continue unfinished versions from their newest checkpoint (last or SLURM preemption)")
     again.add_argument("--rerun", action="store_true", help="run finished versions again, replacing their results")
     return parser.parse_args(argv)
 
@@ -355,6 +358,23 @@ def fit_command(version: Version, extra=(), main_args=()) -> list:
             *extra, *main_args]
 
 
+def gives_checkpoint(main_args) -> bool:
+    """Whether main.py's arguments already say which checkpoint to start from."""
+    return any(arg == "--ckpt_path" or arg.startswith("--ckpt_path=") for arg in main_args)
+
+
+def resume_arguments(run_dir: Path, main_args) -> list:
+    """``--ckpt_path hpc|last`` for the newest checkpoint of ``run_dir``; nothing when there is none or one is given."""
+    if gives_checkpoint(main_args):
+        return []
+    candidates = {path: "hpc" for path in run_dir.glob("hpc_ckpt_*.ckpt")}
+    if (run_dir / "checkpoints" / "last.ckpt").is_file():
+        candidates[run_dir / "checkpoints" / "last.ckpt"] = "last"
+    if not candidates:
+        return []
+    return ["--ckpt_path", candidates[max(candidates, key=lambda path: path.stat().st_mtime)]]
+
+
 def plan_run(version: Version, status: str, mode: Optional[str], main_args=()) -> Plan:
     """Decide from the version's status and ``mode`` (None, "resume" or "rerun") whether and how it runs."""
     if status == "running":
@@ -367,9 +387,10 @@ def plan_run(version: Version, status: str, mode: Optional[str], main_args=()) -
         if mode != "resume":
             return Plan(version, None, f"{status} run left results: --resume continues it, --rerun starts over",
                         "blocked")
-        if version.paths.last_checkpoint.is_file():
-            return Plan(version, fit_command(version, ["--ckpt_path", "last"], main_args),
-                        "resume from checkpoints/last.ckpt", resume=True)
+        resume = resume_arguments(version.paths.run_dir, main_args)
+        if resume or gives_checkpoint(main_args):
+            source = RESUME_SOURCES[resume[1]] if resume else "the --ckpt_path given in -o"
+            return Plan(version, fit_command(version, resume, main_args), f"resume from {source}", resume=True)
         return Plan(version, fit_command(version, ["--run.overwrite", "true"], main_args),
                     f"{status}, no checkpoint to resume: start over")
     return Plan(version, fit_command(version, (), main_args))
@@ -580,6 +601,13 @@ def _gpu_ids(args) -> Optional[list]:
     if missing:
         raise UsageError(f"--gpus {args.gpus}: this machine has no GPU {', '.join(missing)} "
                          f"(nvidia-smi lists {', '.join(str(gpu.index) for gpu in machine)})")
+    allowed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    visible = visible_gpus(machine, allowed) if allowed is not None else None
+    outside = [i for i in ids if visible is not None and int(i) not in {gpu.index for gpu in visible}]
+    if outside:  # a scheduler's allocation: the runs must stay inside it
+        raise UsageError(f"--gpus {args.gpus}: GPU {', '.join(outside)} is outside CUDA_VISIBLE_DEVICES={allowed}, "
+                         f"the GPUs this job may use ({', '.join(str(gpu.index) for gpu in visible) or 'none'}, "
+                         "numbered as nvidia-smi does)")
     return ids
 
 

@@ -44,6 +44,15 @@ def test_a_slurm_task_gets_devices_and_nodes_from_slurm():
         command(["slurm", "-e", EXPERIMENT, "-v", "0"], {})
 
 
+def test_a_slurm_job_with_more_gpus_than_tasks_per_node_is_refused():
+    environ = {"SLURM_NTASKS": "1", "SLURM_NNODES": "1", "SLURM_NTASKS_PER_NODE": "1", "SLURM_GPUS_ON_NODE": "4"}
+    with pytest.raises(UsageError, match="4 GPUs per node but 1 tasks per node: one task per GPU, so set "
+                                         "--ntasks-per-node=4"):
+        command(["slurm", "-e", EXPERIMENT, "-v", "0"], environ)
+    assert "--trainer.devices=4" in command(["slurm", "-e", EXPERIMENT, "-v", "0"],
+                                            {**environ, "SLURM_NTASKS": "4", "SLURM_NTASKS_PER_NODE": "4"})
+
+
 def test_an_unknown_version_is_a_usage_error():
     with pytest.raises(UsageError, match="does not exist"):
         command(["torchrun", "-e", EXPERIMENT, "-v", "999", "--nproc", "2"])

@@ -110,6 +110,12 @@ def test_b_and_t_select_a_half_open_range(tmp_path, capsys, flags, expected):
     assert versions_in(dry_run(capsys, tmp_path, "-e", "exp", *flags)) == expected
 
 
+def test_long_flags_select_what_the_short_ones_do(tmp_path, capsys):
+    make_experiment(tmp_path)
+    assert versions_in(dry_run(capsys, tmp_path, "--ex_name", "exp", "--v_num", "2")) == [2]
+    assert versions_in(dry_run(capsys, tmp_path, "--ex_name", "exp", "--begin_ver", "1", "--end_ver", "3")) == [1, 2]
+
+
 def test_n_runs_the_listed_versions_in_order(tmp_path, capsys):
     make_experiment(tmp_path)
     assert versions_in(dry_run(capsys, tmp_path, "-e", "exp", "-n", "3", "0", "3")) == [3, 0]
@@ -200,11 +206,32 @@ def test_a_config_file_in_o_is_read_for_where_the_run_writes_and_passed_on_absol
         run.main(["-c", str(tmp_path / "config"), "-e", "exp", "-v", "0", "-o", "-c nowhere.yaml", "--dry-run"])
 
 
+def test_resume_continues_from_the_newest_checkpoint_a_preempted_run_left(tmp_path, capsys):
+    make_experiment(tmp_path, n_versions=1)
+    run_dir = write_run(tmp_path, "exp", 0, status="interrupted", checkpoint=True)
+    (run_dir / "hpc_ckpt_1.ckpt").write_bytes(b"fake")  # Lightning's SLURM checkpoint, after last.ckpt
+    os.utime(run_dir / "checkpoints" / "last.ckpt", (1, 1))
+    [command] = dry_run(capsys, tmp_path, "-e", "exp", "-v", "0", "--resume")
+    assert command[-2:] == ["--ckpt_path", "hpc"]
+    os.utime(run_dir / "hpc_ckpt_1.ckpt", (0, 0))
+    [command] = dry_run(capsys, tmp_path, "-e", "exp", "-v", "0", "--resume")
+    assert command[-2:] == ["--ckpt_path", "last"]
+
+
 def test_gpus_on_a_machine_without_them_are_refused(tmp_path, monkeypatch):
     make_experiment(tmp_path)
     monkeypatch.setattr(run, "query_gpus", lambda: None)  # no nvidia-smi
     with pytest.raises(UsageError, match="--gpus needs NVIDIA GPUs, and nvidia-smi finds none"):
         run.main(["-c", str(tmp_path / "config"), "-e", "exp", "-v", "0", "--gpus", "0", "--dry-run"])
+
+
+def test_gpus_outside_the_jobs_cuda_visible_devices_are_refused(tmp_path, capsys, monkeypatch, four_gpus):
+    make_experiment(tmp_path, n_versions=2)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")  # what a scheduler gave this job
+    with pytest.raises(UsageError, match=r"GPU 1 is outside CUDA_VISIBLE_DEVICES=2,3, the GPUs this job .*\(2, 3,"):
+        run.main(["-c", str(tmp_path / "config"), "-e", "exp", "--all_ver", "--gpus", "1,2", "--dry-run"])
+    _, *commands = dry_run(capsys, tmp_path, "-e", "exp", "--all_ver", "--gpus", "2,3")
+    assert [cmd[0] for cmd in commands] == ["CUDA_VISIBLE_DEVICES=2", "CUDA_VISIBLE_DEVICES=3"]
 
 
 def test_dry_run_shows_the_variables_each_run_gets(tmp_path, capsys, four_gpus):
