@@ -24,13 +24,13 @@ class GradientNormMonitor(Callback):
 
     def on_fit_start(self, trainer, pl_module) -> None:
         if trainer.logger is None:
-            rank_zero_warn("grad_norm: no logger, so the gradient norms are not recorded (clipping still applies)")
+            rank_zero_warn("grad_norm: no logger, so the gradient norms are only shown in the progress bar")
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
         norms = grad_norm(pl_module, norm_type=self.norm_type)
         if not self.per_layer:
             norms = {key: value for key, value in norms.items() if key.endswith("_total")}
-        pl_module.log_dict(norms, on_step=True, on_epoch=False)
+        pl_module.log_dict(norms, on_step=True, on_epoch=False, prog_bar=trainer.logger is None)
 
 
 class LearningRateFinderReport(LearningRateFinder):

@@ -259,7 +259,7 @@ def parse_args(argv=None):
     parser.add_argument("-e", "--ex_name", required=True, help="experiment to add the versions to (created if new)")
     parser.add_path_argument("-s", "--spec", required=True, help="search spec (YAML), e.g. config/search/grid.yaml")
     parser.add_path_argument("-c", "--config", default="config", help="config folder")
-    parser.add_path_argument("-t", "--template", default="config/template.yaml", help="share.yaml of a new experiment")
+    parser.add_path_argument("--template", default="config/template.yaml", help="share.yaml of a new experiment")
     parser.add_argument("-d", "--desc", default="", help="desc.txt of a new experiment")
     parser.add_argument("--dry-run", action="store_true", help="print the versions, write nothing")
     return parser.parse_args(argv)

@@ -16,6 +16,7 @@ import math
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import optuna
 from optuna.trial import TrialState
@@ -51,7 +52,7 @@ def parse_args(argv=None):
     parser.add_argument("--storage", help="study database URL (default: sqlite under res/<exp>/optuna.db)")
     parser.add_argument("--study", help="study name (default: the experiment name)")
     parser.add_path_argument("-c", "--config", default="config", help="config folder")
-    parser.add_path_argument("-t", "--template", default="config/template.yaml", help="share.yaml of a new experiment")
+    parser.add_path_argument("--template", default="config/template.yaml", help="share.yaml of a new experiment")
     parser.add_argument("-d", "--desc", default="", help="desc.txt of a new experiment")
     parser.add_arguments_option("-o", "--other_para", action="append", default=[],
                                 help='extra main.py arguments, e.g. "--trainer.max_epochs=5" (may be repeated)')
@@ -67,6 +68,14 @@ def distribution(param) -> optuna.distributions.BaseDistribution:
     if param.kind == "int":
         return optuna.distributions.IntDistribution(int(param.low), int(param.high))
     return optuna.distributions.FloatDistribution(param.low, param.high, log=param.kind == "log_uniform")
+
+
+def check_storage(url) -> None:
+    """A --storage URL must hold no password: every trial's version.yaml (tracked by git) names the URL."""
+    if url and urlsplit(url).password:
+        raise UsageError("--storage: the URL holds a password, and every trial's version.yaml would hold it too; "
+                         "leave it out and keep it where the database client looks (PostgreSQL: ~/.pgpass, "
+                         "MySQL: ~/.my.cnf)")
 
 
 def storage_url(url, experiment_dir: Path, main_args) -> str:
@@ -179,6 +188,7 @@ def main(argv=None) -> int:
     metric, direction, pruner = objective(spec)
     distributions = {param.key: distribution(param) for param in spec.params}
     main_args = split_main_args(args.other_para)
+    check_storage(args.storage)
 
     experiment_dir, _ = ensure_experiment(args.ex_name, args.config, template, args.desc)
     url = storage_url(args.storage, experiment_dir, main_args)

@@ -257,7 +257,8 @@ def plot(out: Path, records, keys, metric, several) -> list:
         ax.legend(fontsize="small", ncol=max(1, len(curves) // 12))
         written.append(save(fig, out / "curves.png"))
     finished = [r for r in records if r["status"] == "finished" and r["best"] is not None]
-    for key in (k for k in keys if k != SEED_KEY):
+    settings = [k for k in keys if k != SEED_KEY] if finished else []  # no points without a finished score
+    for key in settings:
         values = [r["params"].get(key) for r in finished]
         numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
         fig, ax = plt.subplots(figsize=(6, 4))

@@ -59,7 +59,8 @@ EFFECTS = {
                                      for c in run["trainer"].callbacks),
     "grad_norm": lambda run: run["trainer"].gradient_clip_val == 1.0
     and any(isinstance(c, GradientNormMonitor) for c in run["trainer"].callbacks)
-    and "grad_2.0_norm_total" in run["fit_metrics"],
+    and "grad_2.0_norm_total" in run["fit_metrics"]
+    and (LOGGER != "none" or "grad_2.0_norm_total" in run["progress_bar"]),  # shown where it can be seen
     "detect_anomaly": lambda run: run["trainer"]._detect_anomaly,
     # more steps than the run's one epoch holds: the range test is not cut short by max_epochs
     "lr_find": lambda run: len(json.loads((run["dir"] / "lr_find.json").read_text())["lr"]) > _train_batches(run),
@@ -87,6 +88,7 @@ def test_preset_stacks_onto_the_first_experiment_and_runs(name, tmp_path, fast_a
 
     def capture(cli):
         run.update(trainer=cli.trainer, datamodule=cli.datamodule, fit_metrics=dict(cli.trainer.callback_metrics),
+                   progress_bar=dict(cli.trainer.progress_bar_metrics),
                    configured_batch_size=cli.config["fit"]["data"]["init_args"]["batch_size"])
         after_fit(cli)
 

@@ -86,6 +86,13 @@ def test_storage_url_is_absolute_and_waits_for_other_workers(tmp_path):
     assert optuna_search.storage_url("postgresql://host/db", experiment, []) == "postgresql://host/db"
 
 
+def test_a_storage_url_with_a_password_is_refused_since_version_yaml_files_would_hold_it():
+    with pytest.raises(UsageError, match="the URL holds a password.*~/.pgpass"):
+        optuna_search.check_storage("postgresql://me:secret@host/db")
+    optuna_search.check_storage("postgresql://me@host/db")  # the password in ~/.pgpass: fine
+    optuna_search.check_storage(None)
+
+
 def test_trial_value_is_the_best_metric_of_its_history(tmp_path):
     history = tmp_path / "history.csv"
     history.write_text("epoch,step,val/acc,val/loss\n0,3,0.5,2.0\n1,6,0.7,1.5\n2,9,0.6,1.6\n")

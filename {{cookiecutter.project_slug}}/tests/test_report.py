@@ -163,6 +163,17 @@ def test_a_metric_that_was_never_logged_is_refused(tmp_path):
         report.main(["-e", "sweep", "-c", str(tmp_path / "config"), "--metric", "val/nonexist"])
 
 
+def test_a_metric_only_unfinished_runs_logged_is_tabled_without_a_plot_of_the_settings(tmp_path, capsys):
+    make_sweep(tmp_path)
+    fabricate(tmp_path, 0, "finished", best=0.8, test=0.7)
+    killed = fabricate(tmp_path, 2, "killed", best=0.6, test=0.5)
+    (killed / "history.csv").write_text("epoch,step,val/acc,val/f1\n0,10,0.6,0.55\n")
+    assert report.main(["-e", "sweep", "-c", str(tmp_path / "config"), "--metric", "val/f1"]) == 0
+    assert "killed" in capsys.readouterr().out
+    out_dir = tmp_path / "res" / "sweep" / "report"
+    assert (out_dir / "curves.png").is_file() and not list(out_dir.glob("val-f1_vs_*.png"))
+
+
 def test_experiments_named_and_all_ex_together_are_refused(tmp_path):
     make_sweep(tmp_path)
     with pytest.raises(UsageError, match="not both"):

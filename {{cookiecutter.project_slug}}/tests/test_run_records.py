@@ -2,6 +2,7 @@
 import csv
 import json
 import shutil
+import socket
 import subprocess
 
 import pytest
@@ -34,6 +35,7 @@ def test_fit_records_its_run_refuses_to_overwrite_it_and_resumes_it(tmp_path, fa
     assert manifest["seed"] == 2022 and manifest["config"]["seed_everything"] == 2022
     assert manifest["config"]["trainer"]["max_epochs"] == 2
     assert {"python", "torch", "pytorch_lightning"} <= set(manifest["software"]) and manifest["devices"]
+    assert manifest["host"] == socket.gethostname()
     assert manifest["start_time"] <= manifest["end_time"] and manifest["duration_s"] > 0
     rows = history(run_dir)
     assert [row["epoch"] for row in rows] == ["0", "1"]
