@@ -21,6 +21,8 @@ ANSWERS = {
 PROJECT_SLUG = re.compile(r"^[A-Za-z]([A-Za-z0-9_]*[A-Za-z0-9])?$")
 # The same rule as sh/structure.py's EXPERIMENT_NAME (the hook cannot import the template).
 EXPERIMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# What config/ holds besides experiments: an experiment of one of these names would collide with it.
+CONFIG_ENTRIES = ("debug", "search", "example.yaml", "template.yaml")
 # 'auto', -1 (all), a positive count, or GPU ids: '0,1' or a single id with a comma, '3,'.
 DEVICES = re.compile(r"^(auto|-1|[1-9][0-9]*|[0-9]+(,[0-9]+)+,?|[0-9]+,)$")
 
@@ -39,6 +41,8 @@ def problems(answers):
             f"experiment_name {name!r} is not a safe folder name "
             "(letters, digits, '_', '-', '.'; no '/', spaces or '..'; at most 64 characters)"
         )
+    elif name in CONFIG_ENTRIES:
+        yield f"experiment_name {name!r} is taken: config/{name} is part of the project; choose another name"
     n_versions = answers["n_versions"].strip()
     if not re.fullmatch(r"[0-9]+", n_versions) or int(n_versions) < 1:
         yield f"n_versions {answers['n_versions']!r} must be a positive integer"

@@ -35,9 +35,8 @@ BAD_ANSWERS = [
     ({"devices": "0,1,0"}, "devices '0,1,0' names a GPU twice"),
     ({"strategy": "ddp", "devices": "1"}, "strategy 'ddp' with devices=1 runs a single process"),
     ({"strategy": "ddp", "devices": "3,"}, "strategy 'ddp' with devices=3, runs a single process"),
-    # Caught after generation, by sh/structure.py: names of what config/ already holds.
-    ({"experiment_name": "debug"}, "config/debug exists and is not an experiment"),
-    ({"experiment_name": "template.yaml"}, "config/template.yaml is a file, not an experiment"),
+    ({"experiment_name": "debug"}, "experiment_name 'debug' is taken: config/debug is part of the project"),
+    ({"experiment_name": "template.yaml"}, "experiment_name 'template.yaml' is taken: config/template.yaml"),
 ]
 
 
@@ -65,7 +64,7 @@ def test_bad_answer_stops_the_bake_with_one_error_line_and_leaves_nothing(tmp_pa
     config.write_text(f"replay_dir: {tmp_path / 'replay'}\ncookiecutters_dir: {tmp_path / 'cookiecutters'}\n")
     output = tmp_path / "out"
     output.mkdir()
-    with pytest.raises(FailedHookException):
+    with pytest.raises(FailedHookException, match=r"exit status: 1\)"):
         cookiecutter(str(TEMPLATE), no_input=True, extra_context=answers, output_dir=str(output),
                      config_file=str(config))
     assert message in only_error_line(capfd.readouterr().err)

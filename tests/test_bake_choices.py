@@ -75,6 +75,11 @@ def test_unchosen_extras_are_removed(cookies):
     assert not (project / ".github").exists()
     assert not (project / ".pre-commit-config.yaml").exists()
     assert not (project / "sh" / "hparams.py").exists()
+    assert not (project / "config" / "search").exists() and not (project / "tests" / "test_hparams.py").exists()
+    assert not list(project.rglob("*optuna*"))
+    grid = bake(cookies, hparam_search="grid")
+    assert (grid / "sh" / "hparams.py").is_file() and (grid / "tests" / "test_hparams.py").is_file()
+    assert not list(grid.rglob("*optuna*"))  # optuna_search.py, its spec, runtime modules and tests
 
 
 def test_only_the_chosen_logger_is_a_dependency(cookies):

@@ -12,6 +12,8 @@ from typing import Optional
 import torch
 from pytorch_lightning import Callback
 
+from .files import atomic_file
+
 RUN_ID_ARGUMENTS = {"MLFlowLogger": "run_id", "WandbLogger": "id"}  # the logger's __init__ argument of its run id
 
 
@@ -75,7 +77,7 @@ class KeepCSVRows(Callback):
     def setup(self, trainer, pl_module, stage: str) -> None:
         for logger, (columns, rows) in self.saved.items():
             if rows and trainer.is_global_zero:
-                with open(Path(logger.log_dir) / "metrics.csv", "w", newline="") as f:
+                with atomic_file(Path(logger.log_dir) / "metrics.csv") as f:
                     out = csv.DictWriter(f, fieldnames=columns)
                     out.writeheader()
                     out.writerows(rows)

@@ -36,7 +36,7 @@ from _project import (  # noqa: E402
 )
 from run import experiment_results_dir, resolve_version, run_status, run_summary  # noqa: E402
 
-from runtime.files import read_csv  # noqa: E402  (sh/run.py put the project root on sys.path)
+from runtime.files import atomic_file, read_csv  # noqa: E402  (sh/run.py put the project root on sys.path)
 
 SEED_KEY = "seed_everything"
 # A run's identity and where it writes (main.py fills these per run), and callbacks such as optuna's pruning.
@@ -212,7 +212,7 @@ def groups_with_stats(groups, params):
 
 
 def write_csv(path: Path, columns, rows) -> None:
-    with open(path, "w", newline="") as f:
+    with atomic_file(path) as f:  # a report stopped midway keeps the previous file whole
         writer = csv.writer(f)
         writer.writerow(columns)
         writer.writerows([["" if cell is None else cell for cell in row] for row in rows])
@@ -287,7 +287,8 @@ def save(fig, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_file(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=100)
     plt.close(fig)
     return path
 

@@ -75,8 +75,10 @@ def test_malformed_version_yaml_names_the_file_and_line(refused, experiment):
 
 def test_tab_indented_share_yaml_names_the_file_and_line(refused, experiment):
     share = experiment / "share.yaml"
-    share.write_text(share.read_text() + "trainer:\n\tmax_epochs: 3\n")
-    line = refused(fit_args(experiment), f"ERROR: {share}:")
+    text = share.read_text() + "trainer:\n\tmax_epochs: 3\n"
+    share.write_text(text)
+    tab_line = text.splitlines().index("\tmax_epochs: 3") + 1
+    line = refused(fit_args(experiment), f"ERROR: {share}:{tab_line}:")
     assert "cannot start any token" in line
 
 

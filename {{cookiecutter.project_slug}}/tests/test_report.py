@@ -72,6 +72,31 @@ def test_table_groups_seeds_into_mean_and_std_and_writes_csv_and_plots(tmp_path,
     assert not (out_dir / "val-acc_vs_seed_everything.png").exists()  # seeds are averaged, not plotted
 
 
+def test_a_report_that_fails_while_writing_keeps_the_previous_files_whole(tmp_path, monkeypatch):
+    make_sweep(tmp_path)
+    fabricate(tmp_path, 0, "finished", best=0.8, test=0.7)
+    assert report.main(["-e", "sweep", "-c", str(tmp_path / "config")]) == 0
+    out_dir = tmp_path / "res" / "sweep" / "report"
+    before = {path.name: path.read_bytes() for path in out_dir.iterdir()}
+
+    real_writer = csv.writer
+
+    class StopsAfterTheHeader:
+        def __init__(self, f):
+            self.inner = real_writer(f)
+
+        def writerow(self, row):
+            self.inner.writerow(row)
+
+        def writerows(self, rows):
+            raise RuntimeError("stopped after the header")
+
+    monkeypatch.setattr(report.csv, "writer", StopsAfterTheHeader)
+    with pytest.raises(RuntimeError, match="stopped after the header"):
+        report.main(["-e", "sweep", "-c", str(tmp_path / "config")])
+    assert {path.name: path.read_bytes() for path in out_dir.iterdir()} == before  # no half file, no temporary
+
+
 def test_default_output_folder_is_the_experiments_results(tmp_path, capsys):
     make_sweep(tmp_path)
     fabricate(tmp_path, 0, "finished", best=0.8, test=0.7)
