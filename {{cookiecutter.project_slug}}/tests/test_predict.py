@@ -1,4 +1,4 @@
-"""``main.py predict --ckpt_path best|last`` writes one row per input to the version's predictions.csv."""
+"""``main.py predict --ckpt_path best|last`` writes one row per input to predictions.csv; validate scores one."""
 import csv
 
 import pytest
@@ -96,3 +96,10 @@ def test_ranks_parts_are_merged_in_input_order_without_duplicates(tmp_path):
     assert [(row["sample_id"], row["predicted"]) for row in rows] == [("a.png", "0"), ("b.png", "1"), ("c.png", "0")]
     assert list(rows[0]) == ["sample_id", "predicted", "prob_0", "prob_1"]
     assert not list(tmp_path.glob(".predictions.*"))
+
+
+def test_validate_scores_a_checkpoint_and_leaves_the_training_record_alone(trained, fast_args, capsys):
+    record = {name: (trained / name).read_bytes() for name in ("config.yaml", "metrics.json", "manifest.json")}
+    assert main(["validate", *CONFIGS, *fast_args, "--ckpt_path", "best"]) == 0
+    assert "val/acc" in capsys.readouterr().out  # Lightning's table of the validation scores
+    assert {name: (trained / name).read_bytes() for name in record} == record
