@@ -95,7 +95,7 @@ class ResearchCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs):
         """The trainer; a fast_dev_run fit saves its config.yaml too (LightningCLI leaves it out then)."""
         trainer = super().instantiate_trainer(**kwargs)
-        if trainer.fast_dev_run and not any(isinstance(c, SaveRunConfig) for c in trainer.callbacks):
+        if trainer.fast_dev_run:
             trainer.callbacks.append(SaveRunConfig(self._parser(self.subcommand), self.config[self.subcommand],
                                                    **self.save_config_kwargs))
         return trainer

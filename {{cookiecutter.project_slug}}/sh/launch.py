@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _project import ArgumentParser, UsageError, check_experiment_name, exit_on_usage_error  # noqa: E402
-from run import config_files, fit_command, resolve_version, resume_arguments  # noqa: E402, F401 (tests use it)
+from run import config_files, fit_command, resolve_version, resume_arguments  # noqa: E402
 
 
 def parse_args(argv=None):

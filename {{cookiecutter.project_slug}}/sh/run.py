@@ -166,12 +166,13 @@ def split_main_args(texts) -> list:
     # main.py runs in the project folder: config files named from here are handed over absolute.
     for i in range(len(arguments)):
         config = _config_file(arguments, i)
-        if config is None or not user_path(config).is_file():
+        found = None if config is None else user_path(config)
+        if found is None or not found.is_file():
             continue
         if arguments[i].startswith("--config="):
-            arguments[i] = f"--config={user_path(config)}"
+            arguments[i] = f"--config={found}"
         else:
-            arguments[i + 1] = str(user_path(config))
+            arguments[i + 1] = str(found)
     return arguments
 
 
@@ -602,8 +603,8 @@ def _gpu_ids(args) -> Optional[list]:
         raise UsageError(f"--gpus {args.gpus}: this machine has no GPU {', '.join(missing)} "
                          f"(nvidia-smi lists {', '.join(str(gpu.index) for gpu in machine)})")
     allowed = os.environ.get("CUDA_VISIBLE_DEVICES")
-    visible = visible_gpus(machine, allowed) if allowed is not None else None
-    outside = [i for i in ids if visible is not None and int(i) not in {gpu.index for gpu in visible}]
+    visible = None if allowed is None else visible_gpus(machine, allowed)  # None: no allocation, or unmappable
+    outside = [i for i in ids if int(i) not in {gpu.index for gpu in visible}] if visible is not None else []
     if outside:  # a scheduler's allocation: the runs must stay inside it
         raise UsageError(f"--gpus {args.gpus}: GPU {', '.join(outside)} is outside CUDA_VISIBLE_DEVICES={allowed}, "
                          f"the GPUs this job may use ({', '.join(str(gpu.index) for gpu in visible) or 'none'}, "
