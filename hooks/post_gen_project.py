@@ -26,13 +26,13 @@ def unneeded_paths():
         yield Path("data", module)
     if HPARAM_SEARCH == "none":
         yield Path("sh", "hparams.py")
+        yield Path("sh", "_search.py")
         yield Path("config", "search")
         yield Path("tests", "test_hparams.py")
     if HPARAM_SEARCH != "optuna":
         yield Path("sh", "optuna_search.py")
         yield Path("config", "search", "optuna.yaml")
-        yield Path("runtime", "optuna_pruning.py")
-        yield Path("runtime", "optuna_study.py")
+        yield Path("runtime", "optuna_trials.py")
         yield Path("tests", "test_optuna_search.py")
     if not GITHUB_ACTIONS:
         yield Path(".github")

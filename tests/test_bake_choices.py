@@ -67,7 +67,7 @@ def test_choice_bakes_a_complete_project(cookies, key, value):
 
     dataset = answers.get("dataset", CHOICES["dataset"][0])
     kept = {p.name for p in (project / "data").glob("*.py")}
-    assert kept == {"__init__.py", "_common.py", DATASET_FILES[dataset]}
+    assert kept == {"__init__.py", "_common.py", "_in_memory.py", DATASET_FILES[dataset]}
 
 
 def test_unchosen_extras_are_removed(cookies):

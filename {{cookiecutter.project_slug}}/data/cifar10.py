@@ -9,9 +9,9 @@ from typing import Optional
 import numpy as np
 import torch
 
-from runtime.paths import project_path
+from contract import DatasetNotFoundError
 
-from ._common import DatasetNotFoundError, DownloadableImageDataModule
+from ._in_memory import InMemoryImageDataModule
 
 FOLDER = "cifar-10-batches-py"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -29,10 +29,9 @@ def read_batches(files) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(np.concatenate(images)), torch.tensor(labels, dtype=torch.long)
 
 
-class CIFAR10DataModule(DownloadableImageDataModule):
+class CIFAR10DataModule(InMemoryImageDataModule):
     """32x32 colour images in 10 classes, 50k train (minus validation) / 10k test."""
 
-    torchvision_dataset = "CIFAR10"
     num_classes = 10
     input_shape = (3, 32, 32)
     mean = (0.4914, 0.4822, 0.4465)
@@ -49,9 +48,8 @@ class CIFAR10DataModule(DownloadableImageDataModule):
             augment: random crop (padding 4) and horizontal flip on training batches.
             predict_dir: folder of image files for ``main.py predict`` (default: the test split).
         """
-        super().__init__(batch_size=batch_size, val_fraction=val_fraction, split_seed=split_seed, augment=augment,
-                         predict_dir=predict_dir)
-        self.data_dir = project_path(data_dir)
+        super().__init__(data_dir=data_dir, batch_size=batch_size, val_fraction=val_fraction, split_seed=split_seed,
+                         augment=augment, predict_dir=predict_dir)
 
     @property
     def batch_dir(self):
@@ -66,8 +64,13 @@ class CIFAR10DataModule(DownloadableImageDataModule):
             "(the python version, cifar-10-python.tar.gz, extracted)"
         )
 
+    def download(self) -> None:
+        from torchvision.datasets import CIFAR10
+
+        CIFAR10(self.data_dir, train=True, download=True)
+
     def raw_files(self, train: bool) -> list[Path]:
-        self.check_downloaded()
+        self.check_present()
         return [self.batch_dir / name for name in (TRAIN_BATCHES if train else TEST_BATCHES)]
 
     def decode(self, train: bool, files: list[Path]) -> tuple[torch.Tensor, torch.Tensor]:

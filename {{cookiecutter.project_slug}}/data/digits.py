@@ -9,9 +9,10 @@ from typing import Optional
 
 import torch
 
-from runtime.paths import project_path
+from contract import DatasetNotFoundError
 
-from ._common import DatasetNotFoundError, InMemoryImageDataModule, split_indices
+from ._common import split_indices
+from ._in_memory import InMemoryImageDataModule
 
 TEST_FRACTION = 0.2
 TEST_SPLIT_SEED = 0  # fixed: the test set never changes with the user's split_seed
@@ -48,9 +49,8 @@ class DigitsDataModule(InMemoryImageDataModule):
             augment: random crop and flip on training batches.
             predict_dir: folder of image files for ``main.py predict`` (default: the test split).
         """
-        super().__init__(batch_size=batch_size, val_fraction=val_fraction, split_seed=split_seed, augment=augment,
-                         predict_dir=predict_dir)
-        self.data_dir = project_path(data_dir)
+        super().__init__(data_dir=data_dir, batch_size=batch_size, val_fraction=val_fraction, split_seed=split_seed,
+                         augment=augment, predict_dir=predict_dir)
 
     def raw_files(self, train: bool) -> list[Path]:
         return [sklearn_digits_file()]

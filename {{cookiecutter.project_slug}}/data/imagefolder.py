@@ -9,21 +9,13 @@ Images are decoded by loader workers (this is the path for data too large to hol
 from pathlib import Path
 from typing import Optional
 
-from pytorch_lightning import LightningDataModule
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import Subset
 from torchvision import datasets, transforms
 
-from runtime.checks import ConfigError
-from runtime.paths import project_path
+from contract import ConfigError, DatasetNotFoundError
 
-from ._common import (
-    DatasetNotFoundError,
-    ImageFilesDataset,
-    check_loader_settings,
-    default_num_workers,
-    split_indices,
-    trains_on_gpu,
-)
+from ._common import ResearchDataModule, split_indices
+from ._in_memory import ImageFilesDataset
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -40,8 +32,10 @@ def class_names(folder: Path) -> list[str]:
     return names
 
 
-class ImageFolderDataModule(LightningDataModule):
+class ImageFolderDataModule(ResearchDataModule):
     """RGB images resized to ``image_size``, classes from the sub-folder names of ``train/``."""
+
+    links = ("num_classes", "input_shape")
 
     def __init__(self, data_dir: str = "data/datasets/images", image_size: int = 64, batch_size: int = 64,
                  val_fraction: float = 0.1, split_seed: int = 42, num_workers: Optional[int] = None,
@@ -58,22 +52,16 @@ class ImageFolderDataModule(LightningDataModule):
             augment: random horizontal flip on training images.
             predict_dir: folder of image files for ``main.py predict`` (default: the test split).
         """
-        super().__init__()
-        check_loader_settings(batch_size, val_fraction)
+        super().__init__(data_dir=data_dir, batch_size=batch_size, val_fraction=val_fraction, split_seed=split_seed,
+                         num_workers=num_workers)
         if image_size < 1:
             raise ConfigError(f"data.init_args.image_size must be a positive integer, got {image_size!r}")
-        self.data_dir = project_path(data_dir)
         self.image_size = image_size
-        self.batch_size = batch_size
-        self.val_fraction = val_fraction
-        self.split_seed = split_seed
-        self.num_workers = num_workers
         self.augment = augment
         self.predict_dir = predict_dir
         self.classes = class_names(self.data_dir / "train")
         self.num_classes = len(self.classes)
         self.input_shape = (3, image_size, image_size)
-        self.train_set = self.val_set = self.test_set = self.predict_set = None
 
     def _transform(self, train: bool):
         steps = [transforms.Resize((self.image_size, self.image_size))]
@@ -107,30 +95,3 @@ class ImageFolderDataModule(LightningDataModule):
         if stage in ("test", "predict") and self.test_set is None:
             has_test = (self.data_dir / "test").is_dir()
             self.test_set = self._folder("test", train=False) if has_test else self.val_set
-
-    def _loader(self, dataset, shuffle: bool) -> DataLoader:
-        """Worker processes decode images while the model trains; they live for the whole run (persistent)."""
-        workers = self.num_workers
-        if workers is None:
-            workers = default_num_workers(self.trainer.num_devices if self.trainer is not None else 1)
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=workers,
-            persistent_workers=workers > 0,
-            pin_memory=trains_on_gpu(self.trainer),
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        """The images of ``predict_dir`` when it is set, else the test split (sample ids: its indices)."""
-        return self._loader(self.predict_set if self.predict_dir else self.test_set, shuffle=False)

@@ -13,9 +13,9 @@ from typing import Optional
 
 import torch
 
-from runtime.paths import project_path
+from contract import DatasetNotFoundError
 
-from ._common import DatasetNotFoundError, DownloadableImageDataModule
+from ._in_memory import InMemoryImageDataModule
 
 SPLIT_FILES = {
     True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -38,7 +38,7 @@ def read_idx(path: Path) -> torch.Tensor:
     return torch.frombuffer(bytearray(data[header:]), dtype=torch.uint8).view(*shape)
 
 
-class MNISTDataModule(DownloadableImageDataModule):
+class MNISTDataModule(InMemoryImageDataModule):
     """Handwritten digits, 28x28 grey, 60k train (minus validation) / 10k test."""
 
     folder = torchvision_dataset = "MNIST"  # torchvision's dataset class and folder name
@@ -58,9 +58,8 @@ class MNISTDataModule(DownloadableImageDataModule):
             augment: random crop and flip on training batches.
             predict_dir: folder of image files for ``main.py predict`` (default: the test split).
         """
-        super().__init__(batch_size=batch_size, val_fraction=val_fraction, split_seed=split_seed, augment=augment,
-                         predict_dir=predict_dir)
-        self.data_dir = project_path(data_dir)
+        super().__init__(data_dir=data_dir, batch_size=batch_size, val_fraction=val_fraction, split_seed=split_seed,
+                         augment=augment, predict_dir=predict_dir)
 
     @property
     def raw_dir(self) -> Path:
@@ -82,8 +81,13 @@ class MNISTDataModule(DownloadableImageDataModule):
             f"put {', '.join(IDX_FILES)} (or their .gz archives) there"
         )
 
+    def download(self) -> None:
+        from torchvision import datasets
+
+        getattr(datasets, self.torchvision_dataset)(self.data_dir, train=True, download=True)
+
     def raw_files(self, train: bool) -> list[Path]:
-        self.check_downloaded()
+        self.check_present()
         return [self._file(name) for name in SPLIT_FILES[train]]
 
     def decode(self, train: bool, files: list[Path]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -71,6 +71,7 @@ class ImageClassifier(LightningModule):
         self._step(batch, batch_idx, "test", self.test_metrics)
 
     def predict_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> dict:
+        """The predicted class and the probability of each class: predictions.csv's ``predicted`` and ``prob_*``."""
         x = batch[0] if isinstance(batch, (list, tuple)) else batch
         probabilities = self(x).softmax(dim=-1)
-        return {"pred": probabilities.argmax(dim=-1), "probs": probabilities}
+        return {"predicted": probabilities.argmax(dim=-1), "prob": probabilities}

@@ -64,7 +64,7 @@ def config_files(args) -> list[Path]:
 
 
 def yaml_problem(path: Path):
-    """``<file>:<line>: <problem>`` when ``path`` does not hold a YAML mapping (or holds nothing), else None."""
+    """``<file>:<line>: <problem>`` when ``path`` is not YAML or holds something other than settings, else None."""
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.MarkedYAMLError as error:
@@ -74,9 +74,7 @@ def yaml_problem(path: Path):
         return f"{path}:{mark.line + 1}: {one_line(error.problem)}{context}"
     except yaml.YAMLError as error:
         return f"{path}: {one_line(error)}"
-    if data is None:
-        return f"{path}: holds no settings (a version.yaml needs at least its run: section)"
-    if not isinstance(data, dict):
+    if not isinstance(data, (dict, type(None))):
         return f"{path}:1: expected 'key: value' settings, found a {type(data).__name__}"
     return None
 

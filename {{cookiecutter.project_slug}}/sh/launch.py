@@ -16,11 +16,8 @@ import os
 import shlex
 import subprocess
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _project import ArgumentParser, UsageError, check_experiment_name, exit_on_usage_error  # noqa: E402
-from run import config_files, fit_command, resolve_version, resume_arguments  # noqa: E402
+from _experiments import ArgumentParser, UsageError, Version, exit_on_usage_error, find_experiment
 
 
 def parse_args(argv=None):
@@ -46,13 +43,12 @@ def parse_args(argv=None):
 
 def version_fit_command(args, devices: int, num_nodes: int) -> list:
     """main.py's fit command line for the version: its configs, devices and nodes, resume, extra arguments."""
-    experiment_dir = args.config / check_experiment_name(args.ex_name)
-    for path in config_files(experiment_dir, args.v_num):
+    version = Version(find_experiment(args.config, args.ex_name), args.v_num, tuple(args.main_args))
+    for path in version.config_files:
         if not path.is_file():
             raise UsageError(f"{path} does not exist (create it with sh/structure.py)")
-    version = resolve_version(experiment_dir, args.v_num, args.main_args)
     placement = [f"--trainer.devices={devices}", f"--trainer.num_nodes={num_nodes}"]
-    return fit_command(version, [*placement, *resume_arguments(version.paths.run_dir, args.main_args)], args.main_args)
+    return version.fit_command(*placement, *version.resume_arguments())
 
 
 def torchrun_command(args) -> list:

@@ -8,8 +8,9 @@
 The study (named after the experiment unless --study) lives in res/<exp>/optuna.db unless
 --storage names another database; workers started with the same study and storage share it.
 Each trial samples the spec's search space, becomes a new version_k whose version.yaml holds
-the sampled values and the pruning callback (runtime/optuna_pruning.py), and runs through
-sh/run.py's runner (lock, run.log, manifest). Its value is the best ``metric`` in history.csv.
+the sampled values and the pruning callback (runtime/optuna_trials.py), and runs through
+sh/run.py's runner (lock, run.log, manifest). The objective is the experiment's ``run.monitor``,
+maximised or minimised as ``run.mode`` says: a trial's value is its best in history.csv.
 """
 import argparse
 import math
@@ -21,24 +22,27 @@ from urllib.parse import urlsplit
 import optuna
 from optuna.trial import TrialState
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _project import (  # noqa: E402
+from _experiments import (
     ArgumentParser,
     UsageError,
+    Version,
+    add_version,
     check_experiment_name,
+    ensure_experiment,
     exit_on_usage_error,
+    experiment_results_dir,
+    merged_configs,
     project_path,
     shown,
+    split_main_args,
 )
-from hparams import check_keys, describe, load_spec, overrides_yaml  # noqa: E402
-from run import DONE, experiment_results_dir, resolve_version, run_versions, split_main_args  # noqa: E402
-from structure import add_version, ensure_experiment  # noqa: E402
+from _runner import run_versions
+from _search import check_keys, describe, load_spec, overrides_yaml
+from runtime.optuna_trials import make_pruner, was_pruned
+from runtime.run_folder import DONE, read_csv
 
-from runtime.files import read_csv  # noqa: E402  (sh/run.py put the project root on sys.path)
-from runtime.optuna_study import make_pruner, was_pruned  # noqa: E402
-
-SETTINGS = ("metric", "direction", "pruner")
-PRUNING_CALLBACK = "runtime.optuna_pruning.OptunaPruning"
+SETTINGS = ("pruner", "metric", "direction")  # metric and direction: only to say they moved to run.monitor/mode
+PRUNING_CALLBACK = "runtime.optuna_trials.OptunaPruning"
 
 
 def parse_args(argv=None):
@@ -119,18 +123,19 @@ def objective_value(history_file: Path, metric: str, direction: str):
     return max(values) if direction == "maximize" else min(values)
 
 
-def trial_overrides(point: dict, url: str, study: str, number: int, metric: str, pruner) -> str:
-    init_args = dict(storage=url, study_name=study, trial_number=number, monitor=metric, pruner=pruner)
+def trial_overrides(point: dict, url: str, study: str, number: int, pruner) -> str:
+    init_args = dict(storage=url, study_name=study, trial_number=number, pruner=pruner)  # monitor: run.monitor
     callback = {"class_path": PRUNING_CALLBACK, "init_args": init_args}
     return overrides_yaml({**point, "trainer.callbacks+": [callback]})
 
 
-def objective(spec) -> tuple:
-    """(metric, direction, pruner setting) of an optuna spec, checked."""
+def objective(spec, experiment_config) -> tuple:
+    """(metric, direction, pruner setting): the experiment's run.monitor and run.mode, and the spec's pruner."""
     settings = dict(spec.settings)
-    metric, direction = str(settings.get("metric", "val/acc")), settings.get("direction", "maximize")
-    if direction not in ("maximize", "minimize"):
-        raise UsageError(f"{spec.source}: direction must be maximize or minimize, got {direction!r}")
+    moved = [key for key in ("metric", "direction") if key in settings]
+    if moved:
+        raise UsageError(f"{spec.source}: {' and '.join(moved)} moved to the experiment's config: the objective is "
+                         "run.monitor, maximised or minimised as run.mode says (set them in share.yaml)")
     pruner = settings.get("pruner", "median")
     try:
         make_pruner(pruner)
@@ -138,7 +143,11 @@ def objective(spec) -> tuple:
         raise UsageError(f"{spec.source}: {error}") from None
     if spec.samples or spec.seeds != (None,):
         raise UsageError(f"{spec.source}: samples and seeds are for sh/hparams.py; --trials sets how many trials run")
-    return metric, direction, pruner
+    if experiment_config is None:
+        raise UsageError("main.py cannot read the experiment's config: run "
+                         "`python main.py fit -c config/<exp>/share.yaml --print_config` to see why")
+    run = experiment_config["run"]
+    return run["monitor"], "maximize" if run["mode"] == "max" else "minimize", pruner
 
 
 def run_trial(study, distributions, experiment_dir, url, metric, direction, pruner, main_args):
@@ -149,23 +158,21 @@ def run_trial(study, distributions, experiment_dir, url, metric, direction, prun
     trial = study.ask(distributions)
     point = {key: trial.params[key] for key in distributions}
     detail = f"optuna trial {trial.number} of study {study.study_name} ({url}):\n{describe(point)}"
-    version_dir = add_version(experiment_dir, trial_overrides(point, url, study.study_name, trial.number, metric,
-                                                              pruner), detail)
+    version_dir = add_version(experiment_dir, trial_overrides(point, url, study.study_name, trial.number, pruner),
+                              detail)
     trial.set_user_attr("version", version_dir.name)
     print(f"trial {trial.number} -> {shown(version_dir)}: {describe(point)}", flush=True)
-    version = resolve_version(experiment_dir, int(version_dir.name.split("_")[1]), main_args)
-    outcome = run_versions([version], None, main_args, say=lambda line: print(line, flush=True))[0]
+    version = Version(experiment_dir, int(version_dir.name.split("_")[1]), tuple(main_args))
+    outcome = run_versions([version], say=lambda line: print(line, flush=True))[0]
     if outcome.status == "interrupted":
         study.tell(trial, state=TrialState.FAIL)
         return None
     value = objective_value(version.paths.history_file, metric, direction)
-    if outcome.status in DONE and value is None:
-        study.tell(trial, state=TrialState.FAIL)
-        logged = [key for key in (read_csv(version.paths.history_file) or [{}])[0] if key not in ("epoch", "step")]
-        raise UsageError(f"trial {trial.number} trained but never logged the spec's metric {metric} "
-                         f"(logged: {', '.join(logged) or 'nothing'}): fix `metric:` in the spec")
     if outcome.status not in DONE:
         state = study.tell(trial, state=TrialState.FAIL).state
+        if not any(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
+            raise UsageError(f"trial {trial.number} failed and no trial has finished: {outcome.note} "
+                             f"(log: {shown(version.paths.log_file)}); fix that before searching")
     elif was_pruned(url, trial):
         state = study.tell(trial, state=TrialState.PRUNED).state
     else:
@@ -185,9 +192,11 @@ def main(argv=None) -> int:
         raise UsageError(f"template {template} does not exist")
     spec = load_spec(args.spec, SETTINGS)
     check_keys(spec, experiment_dir, template)
-    metric, direction, pruner = objective(spec)
-    distributions = {param.key: distribution(param) for param in spec.params}
     main_args = split_main_args(args.other_para)
+    share = experiment_dir / "share.yaml"
+    [config] = merged_configs([["fit", "-c", str(share if share.is_file() else template), *main_args]])
+    metric, direction, pruner = objective(spec, config)
+    distributions = {param.key: distribution(param) for param in spec.params}
     check_storage(args.storage)
 
     experiment_dir, _ = ensure_experiment(args.ex_name, args.config, template, args.desc)

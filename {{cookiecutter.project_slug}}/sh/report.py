@@ -5,8 +5,9 @@
     python sh/report.py --all_ex --metric val/loss
 
 For each version: the settings it was trained with (the run's config.yaml: share.yaml, version.yaml
-and any -o, as dotted keys; for a version not run yet, share.yaml with its version.yaml), status and
-fit time (manifest.json), epochs, best validation score and test metrics (metrics.json). The table
+and any -o, as dotted keys; for a version not run yet, what main.py would merge from share.yaml and
+its version.yaml), status and fit time (manifest.json), epochs, best score of the monitored metric
+(``run.monitor``, better as ``run.mode`` says) and test metrics (metrics.json). The table
 shows the settings that differ between versions. Versions that differ only in seed_everything are
 grouped into mean ± std. Written files:
 
@@ -15,28 +16,26 @@ grouped into mean ± std. Written files:
     <metric>_vs_<key>.png   the best score against each hyperparameter that varies
 """
 import argparse
-import csv
 import math
 import statistics
 import sys
 from pathlib import Path
 
-import yaml
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _project import (  # noqa: E402
+from _experiments import (
     ArgumentParser,
     UsageError,
-    check_experiment_name,
+    Version,
     exit_on_usage_error,
     experiment_names,
+    experiment_results_dir,
+    find_experiment,
     flatten,
+    merged_configs,
+    read_yaml,
     shown,
     version_numbers,
 )
-from run import experiment_results_dir, resolve_version, run_status, run_summary  # noqa: E402
-
-from runtime.files import atomic_file, read_csv  # noqa: E402  (sh/run.py put the project root on sys.path)
+from runtime.run_folder import atomic_file, read_csv, run_status, run_summary, write_csv_atomic
 
 SEED_KEY = "seed_everything"
 # A run's identity and where it writes (main.py fills these per run), and callbacks such as optuna's pruning.
@@ -50,68 +49,48 @@ def parse_args(argv=None):
     parser.add_argument("-e", "--ex_name", action="append", help="experiment to report (repeat for several)")
     parser.add_argument("--all_ex", action="store_true", help="every experiment with finished runs")
     parser.add_path_argument("-c", "--config", default="config", help="config folder")
-    parser.add_argument("--metric", help="validation metric to compare (default: the checkpoint monitor, e.g. val/acc)")
+    parser.add_argument("--metric", help="validation metric to compare (default: the runs' run.monitor)")
     parser.add_argument("--mode", choices=("max", "min"),
-                        help="whether higher or lower --metric is better (default: min for losses and errors)")
+                        help="whether higher or lower --metric is better (default: the runs' run.mode)")
     parser.add_path_argument("--out", help="output folder (default: res/<exp>/report, or res/report for several)")
     return parser.parse_args(argv)
 
 
-def read_yaml(path: Path) -> dict:
-    """A YAML mapping, or {} when it is missing or not one."""
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def merged(base: dict, override: dict) -> dict:
-    """``override`` laid over ``base`` as later config files are: mappings key by key, other values replaced."""
-    result = dict(base)
-    for key, value in override.items():
-        result[key] = merged(result[key], value) if isinstance(value, dict) and isinstance(result.get(key), dict) \
-            else value
-    return result
-
-
-def settings(version: dict) -> dict:
-    """What a version trains with, as dotted keys: its run's config.yaml, else share.yaml with its version.yaml."""
-    trained = read_yaml(version["config_yaml"]) if version["config_yaml"] else {}
-    tree = trained or merged(read_yaml(version["share"]), read_yaml(version["version_yaml"]))
-    flat = {k: v for k, v in flatten(tree).items() if not k.startswith(NOT_HYPERPARAMETERS)}
+def settings(tree: dict) -> dict:
+    """What a version trains with, as dotted keys, without where it writes (``NOT_HYPERPARAMETERS``)."""
+    flat = {k: v for k, v in flatten(tree or {}).items() if not k.startswith(NOT_HYPERPARAMETERS)}
     if isinstance(flat.get("trainer.devices"), list):
         flat["trainer.devices"] = len(flat["trainer.devices"])  # how many GPUs, not which ones (free-GPU choice)
     return flat
 
 
 def collect(experiment_dir: Path) -> list:
-    """One record per version of the experiment; never raises on a broken or half-written run folder."""
-    records = []
+    """One record per version of the experiment; never raises on a broken or half-written run folder.
+
+    Settings come from each run's config.yaml; for the versions not trained yet, main.py's parser merges
+    their configs (one process for all of them)."""
+    records, untrained = [], []
     for number in version_numbers(experiment_dir):
+        version = Version(experiment_dir, number)
         record = {"experiment": experiment_dir.name, "version": f"version_{number}", "number": number}
-        files = {"share": experiment_dir / "share.yaml", "config_yaml": None,
-                 "version_yaml": experiment_dir / f"version_{number}" / "version.yaml"}
         try:
-            version = resolve_version(experiment_dir, number)
+            paths = version.paths
+            trained = read_yaml(paths.config_file) if paths.config_file.is_file() else {}
         except UsageError as error:
-            records.append({**record, "params": settings(files), "status": "bad config", "note": str(error),
-                            "test": {}, "history": []})
+            records.append({**record, "params": {}, "status": "bad config", "note": str(error), "test": {},
+                            "history": []})
             continue
-        if (version.paths.run_dir / "config.yaml").is_file():
-            files["config_yaml"] = version.paths.run_dir / "config.yaml"
-        record["params"] = settings(files)
-        status = run_status(version.paths)
-        records.append({**record, **run_summary(version.paths), "status": "not run" if status == "new" else status,
-                        "history": read_history(version.paths.history_file)})
+        status = run_status(paths)
+        record.update(run_summary(paths), status="not run" if status == "new" else status,
+                      history=read_csv(paths.history_file), params=settings(trained))
+        records.append(record)
+        if not trained:
+            untrained.append((record, version))
+    merged = merged_configs([["fit", "-c", str(share), "-c", str(own)]
+                             for share, own in (version.config_files for _, version in untrained)])
+    for (record, _), config in zip(untrained, merged, strict=True):
+        record["params"] = settings(config)
     return records
-
-
-def read_history(path: Path) -> list:
-    try:
-        return read_csv(path)
-    except (OSError, csv.Error, UnicodeDecodeError):
-        return []
 
 
 def number(value):
@@ -212,10 +191,8 @@ def groups_with_stats(groups, params):
 
 
 def write_csv(path: Path, columns, rows) -> None:
-    with atomic_file(path) as f:  # a report stopped midway keeps the previous file whole
-        writer = csv.writer(f)
-        writer.writerow(columns)
-        writer.writerows([["" if cell is None else cell for cell in row] for row in rows])
+    """Replace ``path`` whole: a report stopped midway keeps the previous file."""
+    write_csv_atomic(path, columns, [["" if cell is None else cell for cell in row] for row in rows])
 
 
 def write_csvs(out: Path, records, groups, keys, metric) -> list:
@@ -300,10 +277,7 @@ def chosen_experiments(args, config_dir: Path) -> list:
         raise UsageError("say which experiments to report: -e NAME (repeatable) or --all_ex")
     names = experiment_names(config_dir) if args.all_ex else list(dict.fromkeys(args.ex_name))
     for name in names:
-        check_experiment_name(name)
-        if not (config_dir / name / "share.yaml").is_file():
-            raise UsageError(f"experiment {name!r} not found in {config_dir} "
-                             f"(experiments: {', '.join(experiment_names(config_dir)) or 'none'})")
+        find_experiment(config_dir, name)
     return names
 
 
@@ -321,13 +295,15 @@ def main(argv=None) -> int:
     if empty:
         raise UsageError(f"{' and '.join(empty)} has no finished runs to report (train with sh/run.py first)")
     records = [r for records in by_experiment.values() for r in records]
-    monitors = [r.get("monitor") for r in records if r.get("monitor")]
-    metric = args.metric or (monitors[0] if monitors else "val/acc")
+    monitored = [(r["monitor"], r.get("mode")) for r in records if r.get("monitor")]
     logged = sorted({key for r in records for row in r["history"] for key in row if key not in ("epoch", "step")}
-                    | set(monitors))
+                    | {monitor for monitor, _ in monitored})
+    metric = args.metric or (monitored[0][0] if monitored else None)
     if metric not in logged:
         raise UsageError(f"metric {metric} was never logged by these runs (logged: {', '.join(logged) or 'nothing'})")
-    maximize = args.mode == "max" if args.mode else not any(word in metric for word in ("loss", "err"))
+    recorded_mode = next((mode for monitor, mode in monitored if monitor == metric and mode), None)
+    mode = args.mode or recorded_mode or ("min" if any(word in metric for word in ("loss", "err")) else "max")
+    maximize = mode == "max"
     test_key = f"test/{metric.split('/')[-1]}"
     for r in records:
         r["best"] = best_of(r, metric, maximize)

@@ -6,6 +6,7 @@ import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
+sys.path.insert(0, str(PROJECT_ROOT / "sh"))  # the scripts and their library, as `python sh/<script>.py` has them
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import fakes  # noqa: E402
@@ -67,4 +68,5 @@ def fast_args(tmp_path, data_args):
         "--trainer.devices=1",
         "--trainer.strategy=auto",
         "--trainer.precision=32-true",
+        "--model.init_args.backbone=mlp",  # these tests check what a run records; test_model.py tries every net
     ]

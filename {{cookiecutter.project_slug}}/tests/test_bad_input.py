@@ -8,8 +8,9 @@ import hashlib
 import shutil
 
 import pytest
-from conftest import DATASET, PROJECT_ROOT
+import yaml
 
+from conftest import DATASET, PROJECT_ROOT
 from main import main
 from runtime.errors import refused_setting
 
@@ -89,10 +90,15 @@ def test_version_yaml_that_is_not_a_mapping_is_refused(refused, experiment):
 
 
 @pytest.mark.parametrize("text", ["", "# only a comment\n"], ids=["empty", "comments only"])
-def test_a_version_yaml_without_settings_is_named(refused, experiment, text):
+def test_a_version_yaml_without_settings_changes_nothing_and_names_the_run(experiment, text, capsys):
     version = experiment / "version_0" / "version.yaml"
     version.write_text(text)
-    refused(fit_args(experiment), f"ERROR: {version}: holds no settings")
+    with pytest.raises(SystemExit):
+        main([*fit_args(experiment), "--print_config"])
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["run"]["experiment"] == EXPERIMENT and printed["run"]["version"] == "version_0"
+    share = yaml.safe_load((experiment / "share.yaml").read_text())
+    assert printed["model"]["class_path"] == share["model"]["class_path"]
 
 
 def test_unknown_key_in_version_yaml_names_the_key_and_the_file(refused, experiment):

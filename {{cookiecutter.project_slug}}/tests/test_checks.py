@@ -3,7 +3,8 @@ from argparse import Namespace
 
 import pytest
 
-from runtime.checks import ConfigError, check_callbacks, check_hardware
+from contract import ConfigError
+from runtime.preflight import check_callbacks, check_hardware
 
 
 def trainer(strategy="auto", precision="32-true", accelerator="auto", devices="auto"):

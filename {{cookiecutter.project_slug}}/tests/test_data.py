@@ -5,12 +5,14 @@ import types
 
 import pytest
 import torch
-from conftest import DATASET
 from torchvision import transforms
 
 import data
+from conftest import DATASET
+from contract import DatasetNotFoundError
 from data import _common
-from data._common import TensorImageDataset, default_num_workers, load_cached, split_indices
+from data._common import ResearchDataModule, default_num_workers, split_indices
+from data._in_memory import TensorImageDataset, load_cached
 
 DATAMODULE = getattr(data, "{{ cookiecutter.__dataset_class }}")
 
@@ -51,7 +53,7 @@ def test_every_split_is_served(data_dir):
 def test_missing_files_give_one_clear_error(tmp_path, offline):
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(data.DatasetNotFoundError) as error:
+    with pytest.raises(DatasetNotFoundError) as error:
         dm = make_datamodule(empty)
         dm.prepare_data()
         dm.setup("fit")
@@ -165,8 +167,13 @@ def test_loader_settings_follow_the_machine(monkeypatch):
     monkeypatch.setattr(_common, "usable_cpus", lambda: 1)
     assert default_num_workers() == 0
 
+    def on_gpu(trainer):
+        module = ResearchDataModule()
+        module.trainer = trainer
+        return module.on_gpu
+
     def trainer_on(device_type):
         return types.SimpleNamespace(strategy=types.SimpleNamespace(root_device=torch.device(device_type)))
 
-    assert not _common.trains_on_gpu(None) and not _common.trains_on_gpu(trainer_on("cpu"))
-    assert _common.trains_on_gpu(trainer_on("cuda"))
+    assert not on_gpu(None) and not on_gpu(trainer_on("cpu"))
+    assert on_gpu(trainer_on("cuda"))

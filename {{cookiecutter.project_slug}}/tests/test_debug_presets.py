@@ -3,12 +3,12 @@ import json
 
 import pytest
 import yaml
-from conftest import PROJECT_ROOT
 from pytorch_lightning.callbacks import ModelSummary, device_stats_monitor
 
-import main as main_module
+from conftest import PROJECT_ROOT
 from main import main
-from runtime.debug import GradientNormMonitor
+from runtime import cli
+from runtime.callbacks import GradientNormMonitor
 
 EXPERIMENT = "{{ cookiecutter.experiment_name }}"
 LOGGER = "{{ cookiecutter.logger }}"
@@ -79,7 +79,7 @@ def test_every_preset_has_an_effect_check():
 @pytest.mark.parametrize("name", PRESETS)
 def test_preset_stacks_onto_the_first_experiment_and_runs(name, tmp_path, fast_args, monkeypatch, capsys):
     run = {"dir": tmp_path / "res" / EXPERIMENT / "debug", "device_stats": []}
-    after_fit = main_module.ResearchCLI.after_fit
+    after_fit = cli.ResearchCLI.after_fit
     prefix_keys = device_stats_monitor._prefix_metric_keys
 
     def record_device_stats(stats, *args):
@@ -92,9 +92,9 @@ def test_preset_stacks_onto_the_first_experiment_and_runs(name, tmp_path, fast_a
                    configured_batch_size=cli.config["fit"]["data"]["init_args"]["batch_size"])
         after_fit(cli)
 
-    monkeypatch.setattr(main_module.ResearchCLI, "after_fit", capture)
+    monkeypatch.setattr(cli.ResearchCLI, "after_fit", capture)
     monkeypatch.setattr(device_stats_monitor, "_prefix_metric_keys", record_device_stats)
-    status = main(["fit", *CONFIGS, *fast_args, "--model.init_args.backbone=mlp", *preset(name),
+    status = main(["fit", *CONFIGS, *fast_args, *preset(name),
                    *AFTER_PRESET.get(name, [])])
     if name == "device_stats" and LOGGER == "none":
         assert status == 1 and "ERROR: callback DeviceStatsMonitor logs through the logger" in capsys.readouterr().err
@@ -110,6 +110,6 @@ def test_a_debug_run_goes_to_the_scratch_folder_and_leaves_the_version_s_results
     version_0.mkdir(parents=True)
     (version_0 / "metrics.json").write_text('{"fit": {"status": "finished"}}')
     for _ in range(2):  # the second debug run replaces the first without asking
-        assert main(["fit", *CONFIGS, *fast_args, "--model.init_args.backbone=mlp", *preset("fast_dev_run")]) == 0
+        assert main(["fit", *CONFIGS, *fast_args, *preset("fast_dev_run")]) == 0
     assert (tmp_path / "res" / EXPERIMENT / "debug" / "manifest.json").is_file()
     assert [p.name for p in version_0.iterdir()] == ["metrics.json"]

@@ -3,9 +3,9 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT_ROOT
 
-from runtime.files import read_json, write_json_atomic, write_text_atomic
+from conftest import PROJECT_ROOT
+from runtime.run_folder import read_json, write_json_atomic, write_text_atomic
 
 
 def test_write_replaces_the_file_with_plain_permissions_and_no_leftovers(tmp_path):
@@ -30,7 +30,7 @@ def test_a_write_that_fails_keeps_the_old_file(tmp_path):
 
 def test_fit_writes_checkpoints_atomically(tmp_path, fast_args, monkeypatch):
     from main import main
-    from runtime.checkpoints import AtomicCheckpointIO
+    from runtime.callbacks import AtomicCheckpointIO
 
     saved = []
     original_save = AtomicCheckpointIO.save_checkpoint
@@ -41,14 +41,14 @@ def test_fit_writes_checkpoints_atomically(tmp_path, fast_args, monkeypatch):
 
     monkeypatch.setattr(AtomicCheckpointIO, "save_checkpoint", save)
     example = str(PROJECT_ROOT / "config" / "example.yaml")
-    assert main(["fit", "-c", example, *fast_args, "--model.init_args.backbone=mlp"]) == 0
+    assert main(["fit", "-c", example, *fast_args]) == 0
     assert "last.ckpt" in saved
     checkpoints = tmp_path / "res" / "example" / "version_0" / "checkpoints"
     assert sorted(p.name for p in checkpoints.iterdir()) == sorted(set(saved))  # no temporaries left
 
 
 def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint(tmp_path):
-    from runtime.checkpoints import AtomicCheckpointIO
+    from runtime.callbacks import AtomicCheckpointIO
 
     path = tmp_path / "last.ckpt"
     AtomicCheckpointIO().save_checkpoint({"step": 1}, path)

@@ -3,9 +3,8 @@ from argparse import Namespace
 
 import pytest
 
-from runtime.checks import ConfigError
-from runtime.gpus import SELECTED_GPUS_ENV, least_busy, select_gpus, visible_gpus
-from runtime.nvidia_smi import GpuStatus, parse_nvidia_smi
+from contract import ConfigError
+from runtime.preflight import SELECTED_GPUS_ENV, GpuStatus, least_busy, parse_nvidia_smi, select_gpus, visible_gpus
 
 # index, uuid, utilisation %, used memory MiB -- physical GPUs 1 and 3 are idle, 3 uses less memory
 NVIDIA_SMI = """\

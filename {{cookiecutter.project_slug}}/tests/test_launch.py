@@ -3,11 +3,11 @@ import os
 import sys
 
 import pytest
-from conftest import PROJECT_ROOT
 
-sys.path.insert(0, str(PROJECT_ROOT / "sh"))
-import launch  # noqa: E402
-from _project import UsageError  # noqa: E402
+import launch
+from _experiments import UsageError, Version
+from conftest import PROJECT_ROOT
+from runtime.run_folder import RunPaths, newest_checkpoint
 
 EXPERIMENT = "{{ cookiecutter.experiment_name }}"
 
@@ -59,14 +59,15 @@ def test_an_unknown_version_is_a_usage_error():
 
 
 def test_resume_takes_the_newest_checkpoint(tmp_path):
-    assert launch.resume_arguments(tmp_path, []) == []
-    last = tmp_path / "checkpoints" / "last.ckpt"
-    last.parent.mkdir()
-    last.touch()
-    hpc = tmp_path / "hpc_ckpt_1.ckpt"
+    paths = RunPaths(tmp_path / "res", "exp", "version_0")
+    assert newest_checkpoint(paths) is None
+    paths.checkpoint_dir.mkdir(parents=True)
+    paths.last_checkpoint.touch()
+    hpc = paths.run_dir / "hpc_ckpt_1.ckpt"
     hpc.touch()
-    os.utime(last, (1, 1))
-    assert launch.resume_arguments(tmp_path, []) == ["--ckpt_path", "hpc"]  # saved at preemption, after last.ckpt
+    os.utime(paths.last_checkpoint, (1, 1))
+    assert newest_checkpoint(paths) == ("hpc", hpc)  # saved at preemption, after last.ckpt
     os.utime(hpc, (0, 0))
-    assert launch.resume_arguments(tmp_path, []) == ["--ckpt_path", "last"]
-    assert launch.resume_arguments(tmp_path, ["--ckpt_path=some.ckpt"]) == []  # the user's choice wins
+    assert newest_checkpoint(paths) == ("last", paths.last_checkpoint)
+    chosen = Version(PROJECT_ROOT / "config" / EXPERIMENT, 0, ("--ckpt_path=some.ckpt",))
+    assert chosen.resume_arguments() == []  # the user's choice wins

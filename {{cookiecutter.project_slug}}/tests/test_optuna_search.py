@@ -1,20 +1,16 @@
 """Optuna search: the pruning callback reports to its trial and stops a pruned one; the search's helpers."""
-import sys
 from types import SimpleNamespace
 
 import optuna
 import pytest
 import torch
+
+import optuna_search
+from _experiments import UsageError, ensure_experiment
+from _runner import Outcome
+from _search import load_spec
 from conftest import PROJECT_ROOT
-
-from runtime.optuna_pruning import OptunaPruning
-from runtime.optuna_study import make_pruner, was_pruned
-
-sys.path.insert(0, str(PROJECT_ROOT / "sh"))
-import optuna_search  # noqa: E402
-import run  # noqa: E402
-from _project import UsageError  # noqa: E402
-from structure import ensure_experiment  # noqa: E402
+from runtime.optuna_trials import OptunaPruning, make_pruner, was_pruned
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 PRUNER = {"median": {"n_startup_trials": 1}}
@@ -45,7 +41,7 @@ def validate(callback, score, epoch=0):
 def test_a_trial_worse_than_the_median_is_reported_and_stopped(study):
     study, url = study
     trial = study.ask()
-    callback = OptunaPruning(url, "s", trial.number, pruner=PRUNER)
+    callback = OptunaPruning(url, "s", trial.number, monitor="val/acc", pruner=PRUNER)
     trainer = validate(callback, 0.5)
     assert trainer.should_stop and was_pruned(url, trial) and callback.run_status == "pruned"
     assert study.get_trials()[trial.number].intermediate_values == {0: 0.5}
@@ -54,7 +50,7 @@ def test_a_trial_worse_than_the_median_is_reported_and_stopped(study):
 def test_a_good_trial_keeps_training_and_reports_every_epoch(study):
     study, url = study
     trial = study.ask()
-    callback = OptunaPruning(url, "s", trial.number, pruner=PRUNER)
+    callback = OptunaPruning(url, "s", trial.number, monitor="val/acc", pruner=PRUNER)
     assert not any(validate(callback, score, epoch).should_stop for epoch, score in enumerate((0.92, 0.95)))
     assert callback.run_status is None
     assert study.get_trials()[trial.number].intermediate_values == pytest.approx({0: 0.92, 1: 0.95})
@@ -63,7 +59,7 @@ def test_a_good_trial_keeps_training_and_reports_every_epoch(study):
 
 def test_rerunning_a_finished_trial_trains_without_reporting(study):
     study, url = study
-    trainer = validate(OptunaPruning(url, "s", 0, pruner=PRUNER), 0.1)
+    trainer = validate(OptunaPruning(url, "s", 0, monitor="val/acc", pruner=PRUNER), 0.1)
     assert not trainer.should_stop
     assert study.get_trials()[0].intermediate_values == {0: 0.9, 1: 0.9, 2: 0.9}
 
@@ -101,20 +97,30 @@ def test_trial_value_is_the_best_metric_of_its_history(tmp_path):
     assert optuna_search.objective_value(history, "val/f1", "maximize") is None
 
 
-def test_a_metric_the_trial_never_logged_stops_the_search_with_what_it_did_log(tmp_path, monkeypatch, study):
+def test_the_objective_is_the_experiment_s_run_monitor_and_mode(tmp_path):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("pruner: none\noptimizer.init_args.lr: {log_uniform: [1.0e-4, 1.0e-1]}\n")
+    config = {"run": {"monitor": "val/mse", "mode": "min"}}
+    assert optuna_search.objective(load_spec(spec, optuna_search.SETTINGS), config) == ("val/mse", "minimize", "none")
+    spec.write_text(spec.read_text() + "metric: val/acc\ndirection: maximize\n")
+    with pytest.raises(UsageError, match="metric and direction moved to the experiment's config: .*run.monitor"):
+        optuna_search.objective(load_spec(spec, optuna_search.SETTINGS), config)
+
+
+def test_a_first_trial_that_fails_stops_the_search_with_its_error_line(tmp_path, monkeypatch, study):
     study, url = study
     experiment, _ = ensure_experiment("exp", tmp_path / "config", PROJECT_ROOT / "config" / "template.yaml")
     share = experiment / "share.yaml"
     share.write_text(share.read_text().replace("  res_dir: res\n", f"  res_dir: {tmp_path / 'res'}\n", 1))
+    error = "exit 1: ERROR: run.monitor val/accuracy was not logged by validation (it logged: val/acc, val/loss)"
 
-    def trained(versions, *args, **kwargs):  # a run that finished and logged val/acc and val/loss only
+    def failed(versions, *args, **kwargs):
         [version] = versions
-        version.paths.run_dir.mkdir(parents=True)
-        version.paths.history_file.write_text("epoch,step,val/acc,val/loss\n0,3,0.5,2.0\n")
-        return [run.Outcome(version, "finished")]
+        return [Outcome(version, "failed", error)]
 
-    monkeypatch.setattr(optuna_search, "run_versions", trained)
+    monkeypatch.setattr(optuna_search, "run_versions", failed)
+    fresh = optuna.create_study(study_name="fresh", storage=url, direction="maximize")
     distributions = {"optimizer.init_args.lr": optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True)}
-    with pytest.raises(UsageError, match=r"never logged the spec's metric val/accuracy \(logged: val/acc, val/loss\)"):
-        optuna_search.run_trial(study, distributions, experiment, url, "val/accuracy", "maximize", PRUNER, [])
-    assert study.get_trials()[-1].state.name == "FAIL"
+    with pytest.raises(UsageError, match=r"trial 0 failed and no trial has finished: .*val/accuracy was not logged"):
+        optuna_search.run_trial(fresh, distributions, experiment, url, "val/accuracy", "maximize", PRUNER, [])
+    assert fresh.get_trials()[-1].state.name == "FAIL"

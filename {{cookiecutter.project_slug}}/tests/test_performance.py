@@ -6,9 +6,9 @@ import pytest
 import torch
 from pytorch_lightning import Trainer
 
-from data._common import InMemoryImageDataModule
+from data._in_memory import InMemoryImageDataModule
 from model import ImageClassifier
-from runtime.performance import use_tensor_cores
+from runtime.preflight import use_tensor_cores
 
 
 @pytest.fixture

@@ -2,9 +2,9 @@
 import csv
 
 import pytest
-from conftest import PROJECT_ROOT
 
 import data
+from conftest import PROJECT_ROOT
 from main import main
 
 EXPERIMENT = "{{ cookiecutter.experiment_name }}"
@@ -75,7 +75,7 @@ def test_ranks_parts_are_merged_in_input_order_without_duplicates(tmp_path):
 
     import torch
 
-    from runtime.predictions import PredictionCSVWriter
+    from runtime.callbacks import PredictionWriter
 
     dataset = SimpleNamespace(sample_ids=["a.png", "b.png", "c.png"])
     path = tmp_path / "predictions.csv"
@@ -84,11 +84,11 @@ def test_ranks_parts_are_merged_in_input_order_without_duplicates(tmp_path):
         trainer = SimpleNamespace(global_rank=rank, is_global_zero=rank == 0, world_size=2, datamodule=None,
                                   predict_dataloaders=SimpleNamespace(dataset=dataset),
                                   strategy=SimpleNamespace(barrier=lambda name: None))
-        writer = PredictionCSVWriter(path)
+        writer = PredictionWriter(path)
         writer.on_predict_epoch_start(trainer, None)
         for batch_idx, indices in enumerate(shares[rank]):
             probs = torch.tensor([[0.2, 0.8]] if indices[0] % 2 else [[0.9, 0.1]])
-            prediction = {"pred": probs.argmax(1), "probs": probs}
+            prediction = {"predicted": probs.argmax(1), "prob": probs}
             writer.write_on_batch_end(trainer, None, prediction, indices, None, batch_idx, 0)
         writer.on_predict_epoch_end(trainer, None)
 

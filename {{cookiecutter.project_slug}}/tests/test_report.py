@@ -7,16 +7,27 @@ import sys
 
 import pytest
 import yaml
-from conftest import PROJECT_ROOT
 
-sys.path.insert(0, str(PROJECT_ROOT / "sh"))
-import report  # noqa: E402
-import run  # noqa: E402
-from _project import UsageError  # noqa: E402
-from structure import add_version, ensure_experiment  # noqa: E402
+import report
+from _experiments import UsageError, add_version, ensure_experiment
+from conftest import PROJECT_ROOT
+from runtime.run_folder import try_lock
 
 TEMPLATE = PROJECT_ROOT / "config" / "template.yaml"
 PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(autouse=True)
+def untrained_settings_from_the_yaml_files(request, monkeypatch):
+    """Versions not run yet: their share.yaml and version.yaml laid over each other, instead of asking main.py's
+    parser in a subprocess (seconds each); the test named below asks the parser itself."""
+    if request.node.name == "test_versions_not_run_yet_show_the_settings_main_py_would_merge_for_them":
+        return
+
+    def merged_yaml_files(arg_lists):
+        return [merged(*(yaml.safe_load(open(args[i + 1])) or {} for i in (1, 3))) for args in arg_lists]
+
+    monkeypatch.setattr(report, "merged_configs", merged_yaml_files)
 
 
 def make_sweep(tmp_path, name="sweep"):
@@ -29,10 +40,23 @@ def make_sweep(tmp_path, name="sweep"):
     return experiment_dir
 
 
+def merged(base: dict, override: dict) -> dict:
+    """``override`` laid over ``base`` key by key: the config.yaml a fabricated run trained with."""
+    result = dict(base)
+    for key, value in override.items():
+        both = isinstance(value, dict) and isinstance(result.get(key), dict)
+        result[key] = merged(result[key], value) if both else value
+    return result
+
+
 def fabricate(tmp_path, k, status, best=None, test=None, epochs=3, experiment="sweep"):
-    """The files a run leaves: manifest.json, metrics.json, history.csv (val/acc rising to ``best``)."""
+    """The files a run leaves: config.yaml, manifest.json, metrics.json, history.csv (val/acc rising to ``best``)."""
     run_dir = tmp_path / "res" / experiment / f"version_{k}"
     run_dir.mkdir(parents=True)
+    configs = tmp_path / "config" / experiment
+    trained = merged(yaml.safe_load((configs / "share.yaml").read_text()),
+                     yaml.safe_load((configs / f"version_{k}" / "version.yaml").read_text()) or {})
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(trained))
     (run_dir / "manifest.json").write_text(json.dumps({"status": status, "duration_s": 10.0 + k}))
     if best is not None:
         fit = {"status": "finished", "monitor": "val/acc", "best_score": best, "epochs": epochs}
@@ -82,8 +106,8 @@ def test_a_report_that_fails_while_writing_keeps_the_previous_files_whole(tmp_pa
     real_writer = csv.writer
 
     class StopsAfterTheHeader:
-        def __init__(self, f):
-            self.inner = real_writer(f)
+        def __init__(self, f, **kwargs):
+            self.inner = real_writer(f, **kwargs)
 
         def writerow(self, row):
             self.inner.writerow(row)
@@ -91,7 +115,7 @@ def test_a_report_that_fails_while_writing_keeps_the_previous_files_whole(tmp_pa
         def writerows(self, rows):
             raise RuntimeError("stopped after the header")
 
-    monkeypatch.setattr(report.csv, "writer", StopsAfterTheHeader)
+    monkeypatch.setattr(csv, "writer", StopsAfterTheHeader)
     with pytest.raises(RuntimeError, match="stopped after the header"):
         report.main(["-e", "sweep", "-c", str(tmp_path / "config")])
     assert {path.name: path.read_bytes() for path in out_dir.iterdir()} == before  # no half file, no temporary
@@ -108,7 +132,7 @@ def test_a_running_version_whose_lock_is_held_is_shown_running(tmp_path, capsys)
     make_sweep(tmp_path)
     fabricate(tmp_path, 0, "finished", best=0.8, test=0.7)
     run_dir = fabricate(tmp_path, 1, "running")
-    held = run.try_lock(run_dir / ".lock")
+    held = try_lock(run_dir / ".lock")
     try:
         report.main(["-e", "sweep", "-c", str(tmp_path / "config"), "--out", str(tmp_path / "out")])
     finally:
@@ -203,3 +227,29 @@ def test_experiments_named_and_all_ex_together_are_refused(tmp_path):
     make_sweep(tmp_path)
     with pytest.raises(UsageError, match="not both"):
         report.main(["-e", "sweep", "--all_ex", "-c", str(tmp_path / "config")])
+
+
+def test_versions_not_run_yet_show_the_settings_main_py_would_merge_for_them(tmp_path, capsys):
+    make_sweep(tmp_path)
+    fabricate(tmp_path, 0, "finished", best=0.8, test=0.7)
+    assert report.main(["-e", "sweep", "-c", str(tmp_path / "config"), "--out", str(tmp_path / "out")]) == 0
+    with open(tmp_path / "out" / "runs.csv", newline="") as f:
+        runs = list(csv.DictReader(f))
+    assert [r["status"] for r in runs] == ["finished"] + ["not run"] * 4
+    assert [r["optimizer.init_args.lr"] for r in runs] == ["0.001", "0.001", "0.01", "0.01", "0.1"]
+    assert runs[4]["model.init_args.dropout"] == "0.0"  # a default only jsonargparse knows for an untrained version
+
+
+def test_a_metric_monitored_with_mode_min_is_best_when_lowest(tmp_path, capsys):
+    make_sweep(tmp_path)
+    for k, losses in ((0, "0.9,0.5,0.7"), (1, "0.8,0.6,0.4")):
+        run_dir = fabricate(tmp_path, k, "finished", best=0.5, test=0.5)
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        metrics["fit"].update(monitor="val/loss", mode="min", best_score=min(map(float, losses.split(","))))
+        (run_dir / "metrics.json").write_text(json.dumps(metrics))
+        rows = [f"{e},{10 * (e + 1)},0.5,{loss}" for e, loss in enumerate(losses.split(","))]
+        (run_dir / "history.csv").write_text("epoch,step,val/acc,val/loss\n" + "\n".join(rows) + "\n")
+    assert report.main(["-e", "sweep", "-c", str(tmp_path / "config"), "--out", str(tmp_path / "out")]) == 0
+    with open(tmp_path / "out" / "runs.csv", newline="") as f:
+        runs = list(csv.DictReader(f))
+    assert [float(r["best val/loss"]) for r in runs[:2]] == [0.5, 0.4]

@@ -12,14 +12,14 @@ import sys
 import time
 
 import pytest
+
+import _experiments
+import _runner
+import run
+from _experiments import UsageError, Version, create_experiment, split_main_args
 from conftest import PROJECT_ROOT
-
-sys.path.insert(0, str(PROJECT_ROOT / "sh"))
-import run  # noqa: E402
-from _project import UsageError  # noqa: E402
-from structure import create_experiment  # noqa: E402
-
-from runtime.nvidia_smi import GpuStatus  # noqa: E402
+from runtime.preflight import GpuStatus
+from runtime.run_folder import run_status, try_lock
 
 TEMPLATE = PROJECT_ROOT / "config" / "template.yaml"
 
@@ -132,14 +132,31 @@ def test_default_config_folder_is_the_projects_from_any_directory_and_no_torch_i
     assert str(PROJECT_ROOT / "config" / experiment / "version_0" / "version.yaml") in result.stdout
 
 
-def test_results_folder_is_read_from_the_version_config_and_o(tmp_path):
+def test_results_folder_is_named_by_the_version_folder_and_moved_by_the_configs_and_o(tmp_path):
     experiment = make_experiment(tmp_path, n_versions=2)
     version_yaml = experiment / "version_1" / "version.yaml"
-    version_yaml.write_text(version_yaml.read_text() + "  res_dir: elsewhere\n")
-    assert run.resolve_version(experiment, 0).paths.run_dir == tmp_path / "res" / "exp" / "version_0"
-    assert run.resolve_version(experiment, 1).paths.run_dir == PROJECT_ROOT / "elsewhere" / "exp" / "version_1"
-    moved = run.resolve_version(experiment, 0, ["--run.res_dir", str(tmp_path / "o"), "--run.version=v9"])
+    version_yaml.write_text(version_yaml.read_text() + "run:\n  res_dir: elsewhere\n")
+    assert Version(experiment, 0).paths.run_dir == tmp_path / "res" / "exp" / "version_0"
+    assert Version(experiment, 1).paths.run_dir == PROJECT_ROOT / "elsewhere" / "exp" / "version_1"
+    moved = Version(experiment, 0, ("--run.res_dir", str(tmp_path / "o"), "--run.version=v9"))
     assert moved.paths.run_dir == tmp_path / "o" / "exp" / "v9"
+
+
+def test_old_configs_naming_their_run_as_structure_once_wrote_them_keep_one_folder_each(tmp_path, capsys):
+    """version.yaml files that name their run (as structure.py once wrote them), copied without editing:
+    the folder names the run, so each version keeps its own results folder."""
+    experiment = make_experiment(tmp_path, n_versions=2)
+    for k in (0, 1):
+        (experiment / f"version_{k}" / "version.yaml").write_text("run:\n  experiment: exp\n  version: version_0\n")
+    assert [Version(experiment, k).paths.run_dir.name for k in (0, 1)] == ["version_0", "version_1"]
+    assert versions_in(dry_run(capsys, tmp_path, "-e", "exp", "--all_ver")) == [0, 1]
+
+
+def test_e_with_all_ex_runs_every_version_of_that_experiment_as_all_ver_does(tmp_path, capsys):
+    make_experiment(tmp_path, n_versions=3)
+    make_experiment(tmp_path, "other", 2)
+    all_ex = dry_run(capsys, tmp_path, "-e", "exp", "--all_ex")
+    assert versions_in(all_ex) == [0, 1, 2] and all_ex == dry_run(capsys, tmp_path, "-e", "exp", "--all_ver")
 
 
 @pytest.mark.parametrize("args,message", [
@@ -148,7 +165,8 @@ def test_results_folder_is_read_from_the_version_config_and_o(tmp_path):
     (["-e", "exp", "-n", "0", "7", "8"], "has no version 7, 8"),
     (["-e", "exp", "-b", "3", "-t", "1"], "empty range"),
     (["-e", "exp", "-b", "5", "-t", "9"], "has no version in [5, 9)"),
-    (["-e", "exp", "--all_ex"], "--all_ex runs every version of every experiment"),
+    (["-e", "exp", "--all_ex", "-v", "1"], "-e NAME --all_ex runs every version of NAME"),
+    (["--all_ex", "-v", "1"], "--all_ex without -e runs every version of every experiment"),
     (["-e", "exp"], "say which versions"),
     (["-e", "exp", "-v", "1", "--all_ver"], "choose versions one way"),
     (["-v", "1"], "say which experiment"),
@@ -176,20 +194,11 @@ def test_error_is_one_line_and_exit_status_2(tmp_path):
     assert result.stderr.startswith("ERROR: empty range") and len(result.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("chosen", [["--all_ver"], ["-v", "1"]], ids=["both chosen", "one chosen"])
-def test_versions_writing_to_one_folder_are_refused(tmp_path, chosen):
-    experiment = make_experiment(tmp_path, n_versions=2)
-    version_yaml = experiment / "version_1" / "version.yaml"
-    version_yaml.write_text(version_yaml.read_text().replace("version: version_1", "version: version_0"))
-    with pytest.raises(UsageError, match="exp/version_0 and exp/version_1 both write to"):
-        run.main(["-c", str(tmp_path / "config"), "-e", "exp", *chosen, "--dry-run"])
-
-
 def test_o_moves_only_the_chosen_version_and_is_checked_against_the_others(tmp_path, capsys):
     make_experiment(tmp_path, n_versions=2)
     [command] = dry_run(capsys, tmp_path, "-e", "exp", "-v", "0", "-o", "--run.version=v9")
     assert command[-1] == "--run.version=v9"
-    with pytest.raises(UsageError, match=r"exp/version_1 and exp/version_0 both write to .*or in -o\)"):
+    with pytest.raises(UsageError, match=r"exp/version_1 and exp/version_0 would both write to .*the -o arguments"):
         run.main(["-c", str(tmp_path / "config"), "-e", "exp", "-v", "0", "-o", "--run.version=version_1", "--dry-run"])
 
 
@@ -197,9 +206,9 @@ def test_a_config_file_in_o_is_read_for_where_the_run_writes_and_passed_on_absol
     experiment = make_experiment(tmp_path, n_versions=2)
     preset = PROJECT_ROOT / "config" / "debug" / "fast_dev_run.yaml"
     for given in (["-c", "config/debug/fast_dev_run.yaml"], ["--config=config/debug/fast_dev_run.yaml"]):
-        main_args = run.split_main_args(" ".join(given))
+        main_args = split_main_args(" ".join(given))
         assert main_args[-1].endswith(str(preset)) and len(main_args) == len(given)
-        assert run.resolve_version(experiment, 0, main_args).paths.run_dir == tmp_path / "res" / "exp" / "debug"
+        assert Version(experiment, 0, tuple(main_args)).paths.run_dir == tmp_path / "res" / "exp" / "debug"
     with pytest.raises(UsageError, match="both write to"):  # two debug runs would share the scratch folder
         run.main(["-c", str(tmp_path / "config"), "-e", "exp", "--all_ver", "-o", f"-c {preset}", "--dry-run"])
     with pytest.raises(UsageError, match="config file nowhere.yaml not found"):
@@ -220,7 +229,7 @@ def test_resume_continues_from_the_newest_checkpoint_a_preempted_run_left(tmp_pa
 
 def test_gpus_on_a_machine_without_them_are_refused(tmp_path, monkeypatch):
     make_experiment(tmp_path)
-    monkeypatch.setattr(run, "query_gpus", lambda: None)  # no nvidia-smi
+    monkeypatch.setattr(_runner, "query_gpus", lambda: None)  # no nvidia-smi
     with pytest.raises(UsageError, match="--gpus needs NVIDIA GPUs, and nvidia-smi finds none"):
         run.main(["-c", str(tmp_path / "config"), "-e", "exp", "-v", "0", "--gpus", "0", "--dry-run"])
 
@@ -242,15 +251,15 @@ def test_dry_run_shows_the_variables_each_run_gets(tmp_path, capsys, four_gpus):
                                             "CUDA_VISIBLE_DEVICES=0,1"]
     two_at_once = dry_run(capsys, tmp_path, "-e", "exp", "--all_ver", "--jobs", "2")
     if "OMP_NUM_THREADS" not in os.environ:
-        assert all(cmd[0] == f"OMP_NUM_THREADS={run.cpu_threads(2)}" for cmd in two_at_once)
+        assert all(cmd[0] == f"OMP_NUM_THREADS={_runner.cpu_threads(2)}" for cmd in two_at_once)
 
 
 def test_a_version_being_trained_again_is_running_whatever_its_old_manifest_says(tmp_path, capsys):
     experiment = make_experiment(tmp_path, n_versions=1)
     paths = write_run(tmp_path, "exp", 0, status="finished")
-    held = run.try_lock(experiment.parent.parent / "res" / "exp" / "version_0" / ".lock")  # a --rerun elsewhere
+    held = try_lock(experiment.parent.parent / "res" / "exp" / "version_0" / ".lock")  # a --rerun elsewhere
     try:
-        assert run.run_status(run.resolve_version(experiment, 0).paths) == "running"
+        assert run_status(Version(experiment, 0).paths) == "running"
         [line] = dry_run(capsys, tmp_path, "-e", "exp", "-v", "0", "--rerun")
         assert line.startswith("# skipped exp/version_0: running elsewhere")
     finally:
@@ -294,16 +303,16 @@ sys.exit(3 if sys.argv[1] == "1" else 0)
 @pytest.fixture
 def four_gpus(monkeypatch):
     """A machine whose nvidia-smi lists GPUs 0 to 3."""
-    monkeypatch.setattr(run, "query_gpus", lambda: [GpuStatus(i, f"GPU-{i}", 0.0, 0.0) for i in range(4)])
+    monkeypatch.setattr(_runner, "query_gpus", lambda: [GpuStatus(i, f"GPU-{i}", 0.0, 0.0) for i in range(4)])
 
 
 @pytest.fixture
 def fake_main(monkeypatch):
     """Replace main.py by a script that sleeps, prints its GPUs and times, and fails for version 1."""
-    def command(version, extra=(), main_args=()):
+    def command(version, *extra):
         return [sys.executable, "-c", FAKE_MAIN, str(version.number), "0.6"]
 
-    monkeypatch.setattr(run, "fit_command", command)
+    monkeypatch.setattr(_experiments.Version, "fit_command", command)
 
 
 def progress(out, event, k):
@@ -347,24 +356,24 @@ def test_gpu_queue_gives_each_run_its_own_gpus_and_reuses_freed_ones(tmp_path, c
 
 def test_a_version_locked_by_another_runner_is_skipped(tmp_path, capsys, fake_main):
     experiment = make_experiment(tmp_path, n_versions=1)
-    paths = run.resolve_version(experiment, 0).paths
+    paths = Version(experiment, 0).paths
     paths.run_dir.mkdir(parents=True)
     (paths.run_dir / "manifest.json").write_text(json.dumps({"status": "running"}))
-    held = run.try_lock(paths.lock_file)  # another runner (or main.py) training version_0
+    held = try_lock(paths.lock_file)  # another runner (or main.py) training version_0
     try:
         assert run.main(["-c", str(tmp_path / "config"), "-e", "exp", "-v", "0"]) == 0
         assert re.search(r"\] skipped +exp/version_0: running elsewhere", capsys.readouterr().out)
         assert not paths.log_file.exists()
-        assert run.run_status(paths) == "running"
+        assert run_status(paths) == "running"
     finally:
         os.close(held)
-    assert run.run_status(paths) == "killed"  # "running" with nobody holding the lock
+    assert run_status(paths) == "killed"  # "running" with nobody holding the lock
 
 
 def test_sigterm_stops_the_runs_prints_the_table_and_leaves_no_process(tmp_path):
     make_experiment(tmp_path, n_versions=2)
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); import run; "
-            f"run.fit_command = lambda *args, **kwargs: [sys.executable, '-c', {FAKE_MAIN!r}, '0', '60']; "
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import _experiments, run; "
+            f"_experiments.Version.fit_command = lambda *args: [sys.executable, '-c', {FAKE_MAIN!r}, '0', '60']; "
             "sys.exit(run.main(['-c', sys.argv[2], '-e', 'exp', '--all_ver']))")
     runner = subprocess.Popen([sys.executable, "-c", code, str(PROJECT_ROOT / "sh"), str(tmp_path / "config")],
                               stdout=subprocess.PIPE, text=True)
@@ -385,3 +394,33 @@ def test_sigterm_stops_the_runs_prints_the_table_and_leaves_no_process(tmp_path)
     child = int(next(line for line in log.read_text().splitlines() if line.startswith("start")).split()[3])
     with pytest.raises(ProcessLookupError):
         os.kill(child, 0)  # the training process was stopped with run.py, not left behind
+
+
+SEED_EXAMPLES = [  # sh/run.py as the seed's specification writes it, and the versions each runs
+    ("python ./sh/run.py --all_ex", [("ex_name", k) for k in range(19)] + [("resnet", k) for k in range(3)]),
+    ("python ./sh/run.py -e ex_name --all_ex", [("ex_name", k) for k in range(19)]),
+    ("python ./sh/run.py -e ex_name -v 2", [("ex_name", 2)]),
+    ("python ./sh/run.py -e ex_name -n 0 1 3 18 ", [("ex_name", k) for k in (0, 1, 3, 18)]),
+    ("python ./sh/run.py -e ex_name -b 0 -t 10", [("ex_name", k) for k in range(10)]),
+]
+
+
+@pytest.mark.parametrize("command,expected", SEED_EXAMPLES, ids=[command for command, _ in SEED_EXAMPLES])
+def test_the_seed_s_example_commands_work_as_written(tmp_path, monkeypatch, capsys, command, expected):
+    """In a project folder of its own (the seed's relative paths), after the seed's structure.py example."""
+    import structure
+
+    (tmp_path / "config").mkdir()
+    template = (PROJECT_ROOT / "config" / "template.yaml").read_text()
+    (tmp_path / "config" / "template.yaml").write_text(template.replace("  res_dir: res\n", "  res_dir: res_\n", 1))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(_experiments, "PROJECT_ROOT", tmp_path)
+    assert structure.main(shlex.split("-e resnet -v 3 -c ./config -t ./config/template.yaml")) == 0
+    assert structure.main(["-e", "ex_name", "-v", "19", "-c", "./config", "-t", "./config/template.yaml"]) == 0
+    for name in ("resnet", "ex_name"):
+        share = tmp_path / "config" / name / "share.yaml"
+        share.write_text(share.read_text().replace("  res_dir: res_\n", f"  res_dir: {tmp_path / 'res'}\n"))
+    monkeypatch.setattr(_experiments.Version, "fit_command", lambda version, *extra: [sys.executable, "-c", "pass"])
+    assert run.main(shlex.split(command)[2:]) == 0
+    ran = re.findall(r"\] finished +(\w+)/version_(\d+)", capsys.readouterr().out)
+    assert sorted((name, int(k)) for name, k in ran) == sorted(expected)

@@ -7,18 +7,12 @@ import subprocess
 
 import pytest
 import torch
-from conftest import PROJECT_ROOT
 
+from conftest import PROJECT_ROOT
 from main import main
-from runtime.manifest import git_state
+from runtime.run_folder import git_state
 
 EXAMPLE = str(PROJECT_ROOT / "config" / "example.yaml")
-
-
-@pytest.fixture
-def fast_args(fast_args):
-    """The project's quick run settings with the smallest network: these tests are about the run's files."""
-    return [*fast_args, "--model.init_args.backbone=mlp"]
 
 
 def history(run_dir):

@@ -3,12 +3,11 @@ import subprocess
 import sys
 
 import pytest
-from conftest import PROJECT_ROOT
+import yaml
 
-sys.path.insert(0, str(PROJECT_ROOT / "sh"))
-import structure  # noqa: E402
-from _project import UsageError, user_path  # noqa: E402
-from structure import create_experiment  # noqa: E402
+import structure
+from _experiments import UsageError, create_experiment, user_path
+from conftest import PROJECT_ROOT
 
 TEMPLATE = PROJECT_ROOT / "config" / "template.yaml"
 
@@ -19,7 +18,8 @@ def test_creates_share_desc_and_versions(tmp_path):
     assert (exp / "share.yaml").read_text() == TEMPLATE.read_text()
     assert (exp / "desc.txt").read_text().strip() == "why"
     for k in range(3):
-        assert "version: version_%d" % k in (exp / f"version_{k}" / "version.yaml").read_text()
+        text = (exp / f"version_{k}" / "version.yaml").read_text()
+        assert f"res/exp/version_{k}" in text and yaml.safe_load(text) is None  # the folder names the run
         assert (exp / f"version_{k}" / "detail_desc.txt").is_file()
 
 
@@ -38,14 +38,14 @@ def test_numbers_create_exactly_those_versions_and_refuse_existing_ones_without_
     create_experiment("exp", 1, tmp_path, TEMPLATE, numbers=[3, 5])
     exp = tmp_path / "exp"
     assert sorted(p.name for p in exp.glob("version_*")) == ["version_3", "version_5"]
-    assert "version: version_5" in (exp / "version_5" / "version.yaml").read_text()
+    assert "exp/version_5: only the keys" in (exp / "version_5" / "version.yaml").read_text()
     edited = exp / "version_3" / "version.yaml"
     edited.write_text("# edited\n")
     with pytest.raises(UsageError, match="version_3 already exists"):
         create_experiment("exp", 1, tmp_path, TEMPLATE, numbers=[4, 3])
     assert edited.read_text() == "# edited\n" and not (exp / "version_4").exists()
     create_experiment("exp", 1, tmp_path, TEMPLATE, numbers=[3], force=True)
-    assert "version: version_3" in edited.read_text()
+    assert "exp/version_3: only the keys" in edited.read_text() and "# edited" not in edited.read_text()
 
 
 def test_a_folder_that_is_not_an_experiment_is_refused(tmp_path):

@@ -2,7 +2,6 @@
 import json
 
 from conftest import PROJECT_ROOT
-
 from main import main
 
 EXAMPLE = str(PROJECT_ROOT / "config" / "example.yaml")
