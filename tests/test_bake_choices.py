@@ -103,3 +103,30 @@ def test_answers_are_recorded_for_regeneration(cookies):
     project = bake(cookies, dataset="digits", model="mlp")
     answers = json.loads((project / ".cookiecutter.json").read_text())
     assert answers["dataset"] == "digits" and answers["model"] == "mlp"
+
+
+def readme_section(readme: str, title: str) -> str:
+    start = readme.index(f"## {title}\n")
+    following = readme.find("\n## ", start + 1)
+    return readme[start:following if following != -1 else None]
+
+
+def map_rows(readme: str) -> dict:
+    """``{entry: text}`` of the README's "Where things live" table."""
+    rows = re.findall(r"^\| `([^`]+)` \| (.*) \|$", readme_section(readme, "Where things live"), flags=re.MULTILINE)
+    return dict(rows)
+
+
+@pytest.mark.parametrize("answers", [{}, {"hparam_search": "optuna"}, {"hparam_search": "none"}],
+                         ids=["grid", "optuna", "none"])
+def test_the_readme_map_matches_the_project_folder_by_folder(cookies, answers):
+    project = bake(cookies, **answers)
+    rows = map_rows((project / "README.md").read_text())
+    top = {p.name + ("/" if p.is_dir() else "") for p in project.iterdir() if not p.name.startswith(".")}
+    folders = {name for name in top if name.endswith("/")}
+    assert folders <= set(rows), folders - set(rows)  # every folder has its row
+    assert all((project / entry).exists() for entry in rows), [e for e in rows if not (project / e).exists()]
+    for folder in ("runtime/", "sh/"):
+        named = set(re.findall(r"`([\w.]+\.(?:py|sbatch))`", rows[folder]))
+        present = {p.name for p in (project / folder).iterdir() if p.suffix in (".py", ".sbatch")} - {"__init__.py"}
+        assert named == present, (folder, named ^ present)

@@ -1,7 +1,7 @@
 """The research contract as a new user meets it: the generated README's "Add your own dataset", "Add your own
 model" and "Put them together" sections, followed as written, give a regression task (scikit-learn's diabetes
 set, monitored by val/mse, lower is better) with nothing edited outside data/, model/ and one config; then
-run.py, hparams.py, report.py and an optuna search work on it. The README's map of the project matches it.
+run.py, hparams.py, report.py and an optuna search work on it.
 """
 import csv
 import json
@@ -105,24 +105,3 @@ def test_a_regression_task_added_the_readme_s_way_trains_and_every_script_works_
     for trial in study.trials:
         assert trial.value == pytest.approx(history_minimum(project / "res" / "diabetes" / trial.user_attrs["version"]))
     assert study.best_value == min(trial.value for trial in study.trials)
-
-
-def map_rows(readme: str) -> dict:
-    """``{entry: text}`` of the README's "Where things live" table."""
-    rows = re.findall(r"^\| `([^`]+)` \| (.*) \|$", section(readme, "Where things live"), flags=re.MULTILINE)
-    return dict(rows)
-
-
-@pytest.mark.parametrize("answers", [{}, {"hparam_search": "optuna"}, {"hparam_search": "none"}],
-                         ids=["grid", "optuna", "none"])
-def test_the_readme_map_matches_the_project_folder_by_folder(cookies, answers):
-    project = bake(cookies, **answers)
-    rows = map_rows((project / "README.md").read_text())
-    top = {p.name + ("/" if p.is_dir() else "") for p in project.iterdir() if not p.name.startswith(".")}
-    folders = {name for name in top if name.endswith("/")}
-    assert folders <= set(rows), folders - set(rows)  # every folder has its row
-    assert all((project / entry).exists() for entry in rows), [e for e in rows if not (project / e).exists()]
-    for folder in ("runtime/", "sh/"):
-        named = set(re.findall(r"`([\w.]+\.(?:py|sbatch))`", rows[folder]))
-        present = {p.name for p in (project / folder).iterdir() if p.suffix in (".py", ".sbatch")} - {"__init__.py"}
-        assert named == present, (folder, named ^ present)

@@ -26,13 +26,11 @@ def offline(monkeypatch):
         monkeypatch.setattr(module, "download_and_extract_archive", no_network)
 
 
-@pytest.fixture
-def data_dir(tmp_path):
-    """A folder holding a tiny fake copy of this project's dataset in its real format.
+def fake_data(root: Path) -> Path:
+    """``root`` holding a tiny fake copy of this project's dataset in its real format.
 
     For digits (bundled with scikit-learn) it is an empty folder: the decoded-tensor cache goes there.
     """
-    root = tmp_path / "datasets"
     if DATASET == "mnist":
         fakes.write_mnist(root, "MNIST")
     elif DATASET == "fashion_mnist":
@@ -46,18 +44,11 @@ def data_dir(tmp_path):
     return root
 
 
-@pytest.fixture
-def data_args(data_dir):
-    """main.py arguments that point the datamodule at the fake data."""
-    return [f"--data.init_args.data_dir={data_dir}"]
-
-
-@pytest.fixture
-def fast_args(tmp_path, data_args):
-    """main.py arguments for a quick, quiet run writing results under tmp_path."""
+def quick_run_args(folder: Path, data_dir: Path) -> list:
+    """main.py arguments for a quick, quiet run on the data in ``data_dir``, writing results under ``folder``."""
     return [
-        *data_args,
-        f"--run.res_dir={tmp_path / 'res'}",
+        f"--data.init_args.data_dir={data_dir}",
+        f"--run.res_dir={folder / 'res'}",
         "--trainer.max_epochs=1",
         "--trainer.limit_train_batches=3",
         "--trainer.limit_val_batches=2",
@@ -70,3 +61,22 @@ def fast_args(tmp_path, data_args):
         "--trainer.precision=32-true",
         "--model.init_args.backbone=mlp",  # these tests check what a run records; test_model.py tries every net
     ]
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    """A folder of this test's own holding the fake dataset (free to change)."""
+    return fake_data(tmp_path / "datasets")
+
+
+@pytest.fixture
+def fast_args(tmp_path, data_dir):
+    """main.py arguments for a quick, quiet run writing results under tmp_path."""
+    return quick_run_args(tmp_path, data_dir)
+
+
+@pytest.fixture(scope="module")
+def module_run(tmp_path_factory):
+    """(folder, quick-run arguments) shared by the tests of one module: for a trained run several tests read."""
+    folder = tmp_path_factory.mktemp("module_run")
+    return folder, quick_run_args(folder, fake_data(folder / "datasets"))

@@ -4,7 +4,7 @@ import csv
 import pytest
 
 import data
-from conftest import PROJECT_ROOT
+from conftest import PROJECT_ROOT, quick_run_args
 from main import main
 
 EXPERIMENT = "{{ cookiecutter.experiment_name }}"
@@ -12,11 +12,25 @@ CONFIGS = ["-c", str(PROJECT_ROOT / "config" / EXPERIMENT / "share.yaml"),
            "-c", str(PROJECT_ROOT / "config" / EXPERIMENT / "version_0" / "version.yaml")]
 
 
+@pytest.fixture(scope="module")
+def module_trained(module_run):
+    """A version trained once for a few steps, for the tests of this module; returns its run folder."""
+    folder, args = module_run
+    assert main(["fit", *CONFIGS, *args, "--run.test_after_fit=false"]) == 0
+    return folder / "res" / EXPERIMENT / "version_0"
+
+
 @pytest.fixture
-def trained(tmp_path, fast_args):
-    """A version trained for a few steps; returns its run folder."""
-    assert main(["fit", *CONFIGS, *fast_args, "--run.test_after_fit=false"]) == 0
-    return tmp_path / "res" / EXPERIMENT / "version_0"
+def trained(module_trained, module_run):
+    """The module's trained run folder, without what an earlier test predicted into it."""
+    (module_trained / "predictions.csv").unlink(missing_ok=True)
+    return module_trained
+
+
+@pytest.fixture
+def fast_args(module_run):
+    """The quick-run arguments of the module's trained run (its results folder)."""
+    return module_run[1]
 
 
 def read_rows(path):
@@ -32,10 +46,10 @@ def count_test_samples(data_dir) -> int:
 
 
 @pytest.mark.parametrize("ckpt_path", ["best", "last"])
-def test_predict_writes_one_row_per_test_sample(trained, fast_args, data_dir, ckpt_path):
+def test_predict_writes_one_row_per_test_sample(trained, fast_args, module_run, ckpt_path):
     assert main(["predict", *CONFIGS, *fast_args, "--ckpt_path", ckpt_path]) == 0
     rows = read_rows(trained / "predictions.csv")
-    assert len(rows) == count_test_samples(data_dir)
+    assert len(rows) == count_test_samples(module_run[0] / "datasets")
     assert [row["sample_id"] for row in rows] == [str(i) for i in range(len(rows))]
     probabilities = [float(v) for k, v in rows[0].items() if k.startswith("prob_")]
     assert abs(sum(probabilities) - 1.0) < 1e-4
@@ -64,8 +78,8 @@ def test_predict_without_a_checkpoint_is_one_clear_error(trained, fast_args, cap
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith("ERROR: predict needs --ckpt_path")
 
 
-def test_best_of_an_untrained_version_is_one_clear_error(fast_args, capsys):
-    assert main(["predict", *CONFIGS, *fast_args, "--ckpt_path", "best"]) == 1
+def test_best_of_an_untrained_version_is_one_clear_error(tmp_path, data_dir, capsys):
+    assert main(["predict", *CONFIGS, *quick_run_args(tmp_path, data_dir), "--ckpt_path", "best"]) == 1
     assert "records no best checkpoint; train this version first" in capsys.readouterr().err
 
 
