@@ -44,7 +44,8 @@ def build(class_path: str, *args, **kwargs):
 def load_data(config: dict, data_dir):
     """Normalised float train / validation tensors, prepared once outside any timing: the project's decoded
     images, split and normalisation (the same floating-point operations, so both runs see identical inputs)."""
-    from data._common import TensorImageDataset, split_indices
+    from data._common import split_indices
+    from data._in_memory import TensorImageDataset
 
     data_args = dict(config["data"].get("init_args") or {})
     if data_dir:
@@ -98,7 +99,9 @@ def main() -> int:
     from model._common import build_backbone
 
     model_args = config["model"]["init_args"]
-    net = build_backbone(model_args["backbone"], datamodule.input_shape, datamodule.num_classes, model_args["dropout"])
+    features, width = build_backbone(model_args["backbone"], datamodule.input_shape)  # as ImageClassifier builds it
+    net = torch.nn.Sequential(features, torch.nn.Sequential(torch.nn.Dropout(model_args["dropout"]),
+                                                            torch.nn.Linear(width, datamodule.num_classes)))
     criterion = torch.nn.CrossEntropyLoss(label_smoothing=model_args["label_smoothing"])
     optimizer = build(config["optimizer"]["class_path"], net.parameters(), **config["optimizer"]["init_args"])
     scheduler = build(config["lr_scheduler"]["class_path"], optimizer, **config["lr_scheduler"]["init_args"])

@@ -10,8 +10,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-DATASET_MODULES = {"mnist.py", "cifar10.py", "digits.py", "imagefolder.py"}
+TASK = "{{ cookiecutter.task }}"
+DATASET_MODULES = {"mnist.py", "cifar10.py", "digits.py", "imagefolder.py", "tabular.py", "text.py"}
 KEEP_DATASET_MODULE = "{{ cookiecutter.__dataset_module }}.py"
+MODEL_MODULES = {"classifier.py", "autoencoder.py", "tabular.py", "text.py"}
+KEEP_MODEL_MODULE = "{{ cookiecutter.__model_module }}.py"
+# The tests of one task family; the others' are removed with their code.
+FAMILY_TESTS = {
+    "image_classification": ("test_data.py", "test_model.py", "test_performance.py", "test_predict.py"),
+    "autoencoder": ("test_data.py", "test_autoencoder.py"),
+    "tabular": ("test_tabular.py",),
+    "text_classification": ("test_text.py",),
+}
 HPARAM_SEARCH = "{{ cookiecutter.hparam_search }}"
 GITHUB_ACTIONS = {{ cookiecutter.github_actions }}
 PRE_COMMIT = {{ cookiecutter.pre_commit }}
@@ -24,6 +34,12 @@ def unneeded_paths():
     """Paths (relative to the project) that the answers do not use."""
     for module in DATASET_MODULES - {KEEP_DATASET_MODULE}:
         yield Path("data", module)
+    for module in MODEL_MODULES - {KEEP_MODEL_MODULE}:
+        yield Path("model", module)
+    if TASK not in ("image_classification", "autoencoder"):
+        yield Path("data", "_in_memory.py")
+    for test in {name for names in FAMILY_TESTS.values() for name in names} - set(FAMILY_TESTS[TASK]):
+        yield Path("tests", test)
     if HPARAM_SEARCH == "none":
         yield Path("sh", "hparams.py")
         yield Path("sh", "_search.py")

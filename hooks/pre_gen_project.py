@@ -15,6 +15,17 @@ ANSWERS = {
     "devices": {{ cookiecutter.devices | string | tojson }},
     "strategy": {{ cookiecutter.strategy | tojson }},
     "precision": {{ cookiecutter.precision | tojson }},
+    "task": {{ cookiecutter.task | tojson }},
+    "dataset": {{ cookiecutter.__dataset | tojson }},
+    "model": {{ cookiecutter.__model | tojson }},
+}
+IMAGES = ("mnist", "fashion_mnist", "cifar10", "digits", "imagefolder")
+# The datasets and networks each task family can use (auto picks the first of each).
+FAMILIES = {
+    "image_classification": {"dataset": IMAGES, "model": ("resnet", "cnn", "mlp")},
+    "autoencoder": {"dataset": IMAGES, "model": ("cnn", "mlp")},
+    "tabular": {"dataset": ("breast_cancer", "wine", "diabetes", "csv"), "model": ("mlp",)},
+    "text_classification": {"dataset": ("csv", "jsonl"), "model": ("transformer", "bag")},
 }
 
 # A Python identifier that is also a valid package name (PEP 508): ASCII, starts with a letter, ends alphanumeric.
@@ -29,6 +40,11 @@ DEVICES = re.compile(r"^(auto|-1|[1-9][0-9]*|[0-9]+(,[0-9]+)+,?|[0-9]+,)$")
 
 def problems(answers):
     """Yield one message per bad answer."""
+    family = FAMILIES[answers["task"]]
+    for prompt in ("dataset", "model"):
+        if answers[prompt] not in family[prompt]:
+            yield (f"{prompt} {answers[prompt]!r} does not fit task {answers['task']!r}: choose auto or one of "
+                   f"{', '.join(family[prompt])}")
     slug = answers["project_slug"]
     if not PROJECT_SLUG.match(slug) or keyword.iskeyword(slug):
         yield (

@@ -37,6 +37,15 @@ BAD_ANSWERS = [
     ({"strategy": "ddp", "devices": "3,"}, "strategy 'ddp' with devices=3, runs a single process"),
     ({"experiment_name": "debug"}, "experiment_name 'debug' is taken: config/debug is part of the project"),
     ({"experiment_name": "template.yaml"}, "experiment_name 'template.yaml' is taken: config/template.yaml"),
+    ({"task": "tabular", "dataset": "mnist"},
+     "dataset 'mnist' does not fit task 'tabular': choose auto or one of breast_cancer, wine, diabetes, csv"),
+    ({"task": "text_classification", "dataset": "digits"},
+     "dataset 'digits' does not fit task 'text_classification': choose auto or one of csv, jsonl"),
+    ({"dataset": "jsonl"}, "dataset 'jsonl' does not fit task 'image_classification': choose auto or one of mnist"),
+    ({"task": "autoencoder", "model": "resnet"},
+     "model 'resnet' does not fit task 'autoencoder': choose auto or one of cnn, mlp"),
+    ({"model": "transformer"}, "model 'transformer' does not fit task 'image_classification'"),
+    ({"task": "tabular", "model": "cnn"}, "model 'cnn' does not fit task 'tabular': choose auto or one of mlp"),
 ]
 
 

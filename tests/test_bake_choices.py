@@ -10,14 +10,39 @@ import yaml
 from conftest import bake
 
 CHOICES = json.loads((__import__("conftest").TEMPLATE / "cookiecutter.json").read_text())
-CHOICE_PROMPTS = [key for key, value in CHOICES.items() if isinstance(value, list) and not key.startswith("_")]
-DATASET_FILES = {"mnist": "mnist.py", "fashion_mnist": "mnist.py", "cifar10": "cifar10.py",
-                 "digits": "digits.py", "imagefolder": "imagefolder.py"}
+IMAGES = ("mnist", "fashion_mnist", "cifar10", "digits", "imagefolder")
+# Each task's datasets and networks, the first being what `auto` picks (the pre-generation hook's table).
+FAMILIES = {
+    "image_classification": (IMAGES, ("resnet", "cnn", "mlp")),
+    "autoencoder": (("digits", "mnist", "fashion_mnist", "cifar10", "imagefolder"), ("cnn", "mlp")),
+    "tabular": (("breast_cancer", "wine", "diabetes", "csv"), ("mlp",)),
+    "text_classification": (("csv", "jsonl"), ("transformer", "bag")),
+}
+DATA_MODULE = {"mnist": "mnist.py", "fashion_mnist": "mnist.py", "cifar10": "cifar10.py", "digits": "digits.py",
+               "imagefolder": "imagefolder.py"}
+MODEL_MODULE = {"image_classification": "classifier.py", "autoencoder": "autoencoder.py", "tabular": "tabular.py",
+                "text_classification": "text.py"}
 
-CASES = [(key, value) for key in CHOICE_PROMPTS for value in CHOICES[key]]
+# Every task with each dataset and each network that fits it, `auto` for both, then every other prompt's values.
+CASES = [{"task": task, "dataset": dataset} for task, (datasets, _) in FAMILIES.items() for dataset in datasets]
+CASES += [{"task": task, "model": model} for task, (_, models) in FAMILIES.items() for model in models]
+CASES += [{"task": task} for task in FAMILIES]
+OTHER_PROMPTS = [key for key, value in CHOICES.items()
+                 if isinstance(value, list) and not key.startswith("_") and key not in ("task", "dataset", "model")]
+CASES += [{key: value} for key in OTHER_PROMPTS for value in CHOICES[key]]
+CASES += [{"github_actions": False}, {"pre_commit": False}, {"devices": "2"}, {"devices": "0,1"}, {"n_versions": "4"}]
+CASES = [{**case, **({"devices": "2"} if case.get("strategy") == "ddp" else {})} for case in CASES]
+CASE_IDS = [",".join(f"{key}={value}" for key, value in case.items()) for case in CASES]
 # Template syntax or a cookiecutter variable left in a baked file (".cookiecutter.json", the answers file, is a name).
 UNRENDERED = re.compile(r"\{\{|\{%|(?<![.\w])cookiecutter\.(?!json)")
-CASES += [("github_actions", False), ("pre_commit", False), ("devices", "2"), ("devices", "0,1"), ("n_versions", "4")]
+
+
+def family_of(answers) -> tuple[str, str, str]:
+    """(task, dataset, model) a bake with ``answers`` has, `auto` resolved."""
+    task = answers.get("task", CHOICES["task"][0])
+    datasets, models = FAMILIES[task]
+    dataset, model = answers.get("dataset", "auto"), answers.get("model", "auto")
+    return task, datasets[0] if dataset == "auto" else dataset, models[0] if model == "auto" else model
 
 
 def text_files(project):
@@ -41,11 +66,8 @@ def assert_passes_pre_commit_checks(project):
         assert not trailing, f"{path}: trailing whitespace on lines {trailing}"
 
 
-@pytest.mark.parametrize("key,value", CASES, ids=[f"{k}={v}" for k, v in CASES])
-def test_choice_bakes_a_complete_project(cookies, key, value):
-    answers = {key: value}
-    if key == "strategy" and value == "ddp":
-        answers["devices"] = "2"
+@pytest.mark.parametrize("answers", CASES, ids=CASE_IDS)
+def test_choice_bakes_a_complete_project(cookies, answers):
     project = bake(cookies, **answers)
 
     for path in text_files(project):
@@ -65,9 +87,13 @@ def test_choice_bakes_a_complete_project(cookies, key, value):
     n_versions = int(answers.get("n_versions", CHOICES["n_versions"]))
     assert sorted(p.name for p in experiment.glob("version_*")) == [f"version_{k}" for k in range(n_versions)]
 
-    dataset = answers.get("dataset", CHOICES["dataset"][0])
+    task, dataset, _ = family_of(answers)
+    images = task in ("image_classification", "autoencoder")
+    data_module = DATA_MODULE[dataset] if images else f"{task.split('_')[0]}.py"
     kept = {p.name for p in (project / "data").glob("*.py")}
-    assert kept == {"__init__.py", "_common.py", "_in_memory.py", DATASET_FILES[dataset]}
+    assert kept == {"__init__.py", "_common.py", data_module, *(["_in_memory.py"] if images else [])}
+    kept = {p.name for p in (project / "model").glob("*.py")}
+    assert kept == {"__init__.py", "_common.py", "_metrics.py", "_utils.py", MODEL_MODULE[task]}
 
 
 def test_unchosen_extras_are_removed(cookies):
@@ -103,6 +129,8 @@ def test_answers_are_recorded_for_regeneration(cookies):
     project = bake(cookies, dataset="digits", model="mlp")
     answers = json.loads((project / ".cookiecutter.json").read_text())
     assert answers["dataset"] == "digits" and answers["model"] == "mlp"
+    auto = json.loads((bake(cookies, task="tabular") / ".cookiecutter.json").read_text())
+    assert (auto["task"], auto["dataset"], auto["model"]) == ("tabular", "auto", "auto")  # a later bake resolves it
 
 
 def readme_section(readme: str, title: str) -> str:

@@ -1,42 +1,58 @@
 """Baked projects work: their own tests pass, a real fit writes its results, configs parse everywhere."""
+import csv
 import json
 import os
+import shlex
 import sys
 
 import pytest
 from conftest import bake, run_python
-from test_bake_choices import CASES
+from test_bake_choices import CASE_IDS, CASES, family_of
 
 pytestmark = pytest.mark.slow
 
-# A representative subset: every dataset, model, logger and search choice appears at least once.
-# Their own slow tests (every debug preset trained) run once, in tests/test_choices_run.py.
+# A representative subset: every task, every image dataset, every model of the image classifier, every logger and
+# search choice appears at least once. Their own slow tests (every debug preset trained) run once, in
+# tests/test_choices_run.py.
 REPRESENTATIVE = [
     {},
     {"dataset": "digits", "model": "cnn", "logger": "csv", "hparam_search": "optuna"},
     {"dataset": "cifar10", "model": "mlp", "logger": "none", "hparam_search": "none"},
     {"dataset": "fashion_mnist", "model": "cnn", "logger": "mlflow"},
     {"dataset": "imagefolder", "model": "cnn", "logger": "wandb"},
+    {"task": "autoencoder"},
+    {"task": "tabular", "dataset": "diabetes", "logger": "csv"},
+    {"task": "text_classification", "dataset": "jsonl", "model": "bag"},
 ]
 FAST_TRAINER = ["--trainer.max_epochs=1", "--trainer.limit_train_batches=3", "--trainer.limit_val_batches=2",
                 "--trainer.limit_test_batches=2", "--trainer.enable_progress_bar=false"]
+MONITORS = {"image_classification": ("val/acc", "max"), "autoencoder": ("val/loss", "min"),
+            "tabular": ("val/acc", "max"), "regression": ("val/mse", "min"), "text_classification": ("val/acc", "max")}
 OFFLINE = {**os.environ, "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9", "WANDB_MODE": "offline"}
 
 
-def fake_data_args(project, dataset, tmp_path):
+def fake_data_args(project, answers, tmp_path):
     """Write a tiny dataset with the project's own test helpers; return main.py arguments using it."""
     sys.path.insert(0, str(project / "tests"))
     try:
         import fakes
     finally:
         sys.path.pop(0)
+        sys.modules.pop("fakes", None)  # the next bake has its own
+    task, dataset, _ = family_of(answers)
     root = tmp_path / "datasets"
+    if task == "text_classification":
+        fakes.write_texts(root, dataset)
+        return [f"--data.init_args.train_file={root / f'train.{dataset}'}",
+                f"--data.init_args.test_file={root / f'test.{dataset}'}"]
+    if task == "tabular" and dataset == "csv":
+        return [f"--data.init_args.source={fakes.write_table(root / 'table.csv')}"]
     writers = {"mnist": lambda: fakes.write_mnist(root, "MNIST"),
                "fashion_mnist": lambda: fakes.write_mnist(root, "FashionMNIST"),
                "cifar10": lambda: fakes.write_cifar10(root),
                "imagefolder": lambda: fakes.write_imagefolder(root)}
     if dataset not in writers:
-        return []
+        return []  # bundled with scikit-learn
     writers[dataset]()
     return [f"--data.init_args.data_dir={root}"]
 
@@ -47,7 +63,7 @@ def test_project_tests_pass_and_a_version_trains(cookies, tmp_path, answers):
     own_tests = run_python(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow"], project, env=OFFLINE)
     assert own_tests.returncode == 0, own_tests.stdout[-3000:] + own_tests.stderr[-3000:]
 
-    data_args = fake_data_args(project, answers.get("dataset", "mnist"), tmp_path)
+    data_args = fake_data_args(project, answers, tmp_path)
     fit = run_python(["main.py", "fit", "-c", "config/baseline/share.yaml", "-c", "config/baseline/version_0/version.yaml",
                       *data_args, *FAST_TRAINER], project, env=OFFLINE)
     assert fit.returncode == 0, fit.stderr[-3000:]
@@ -56,7 +72,14 @@ def test_project_tests_pass_and_a_version_trains(cookies, tmp_path, answers):
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     assert (run_dir / "config.yaml").is_file()
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["fit"]["status"] == "finished" and "test/acc" in metrics["test"]
+    monitor, mode = MONITORS[family_of(answers)[0] if family_of(answers)[1] != "diabetes" else "regression"]
+    assert (metrics["fit"]["status"], metrics["fit"]["monitor"], metrics["fit"]["mode"]) == ("finished", monitor, mode)
+    assert "test/" + monitor.split("/")[1] in metrics["test"]
+    predicted = run_python(["main.py", "predict", "-c", "config/baseline/share.yaml", "-c",
+                            "config/baseline/version_0/version.yaml", *data_args, "--ckpt_path", "best"], project,
+                           env=OFFLINE)
+    assert predicted.returncode == 0 and (run_dir / "predictions.csv").read_text().startswith("sample_id,"), \
+        predicted.stderr[-3000:]
     logger = answers.get("logger", "tensorboard")
     if logger == "tensorboard":
         assert list(run_dir.glob("events.out.tfevents.*"))
@@ -66,6 +89,16 @@ def test_project_tests_pass_and_a_version_trains(cookies, tmp_path, answers):
         assert (run_dir / "wandb").is_dir()
     elif logger == "mlflow":
         assert (project / "res" / "mlflow.db").is_file()
+
+    # the experiment's second version through sh/run.py (the first is finished), then the report
+    runner = run_python(["sh/run.py", "-e", "baseline", "--all_ver", "-o", shlex.join([*data_args, *FAST_TRAINER])],
+                        project, env=OFFLINE)
+    assert runner.returncode == 0 and "skipped: finished" in runner.stdout, runner.stdout[-3000:]
+    report = run_python(["sh/report.py", "-e", "baseline"], project, env=OFFLINE)
+    assert report.returncode == 0, report.stderr[-3000:]
+    with open(project / "res" / "baseline" / "report" / "runs.csv", newline="") as f:
+        runs = list(csv.DictReader(f))
+    assert [run["status"] for run in runs] == ["finished", "finished"] and all(run[f"best {monitor}"] for run in runs)
 
 
 def test_missing_mnist_gives_one_clear_line(cookies):
@@ -91,7 +124,7 @@ for project in sys.argv[1:]:
             printed = io.StringIO()
             with contextlib.redirect_stdout(printed), contextlib.suppress(SystemExit):
                 main(["fit", *[arg for config in configs for arg in ("-c", config)], "--print_config"])
-            assert "class_path: model.ImageClassifier" in printed.getvalue(), (configs, printed.getvalue()[-2000:])
+            assert "class_path: model." in printed.getvalue(), (configs, printed.getvalue()[-2000:])
         helped = io.StringIO()
         with contextlib.redirect_stdout(helped), contextlib.suppress(SystemExit):
             main(["fit", "--help"])
@@ -106,10 +139,7 @@ for project in sys.argv[1:]:
 
 
 def test_every_choice_gives_a_valid_lightning_config_and_fit_help(cookies):
-    projects = {}
-    for key, value in CASES:
-        answers = {key: value, **({"devices": "2"} if (key, value) == ("strategy", "ddp") else {})}
-        projects[str(bake(cookies, **answers))] = f"{key}={value}"
+    projects = {str(bake(cookies, **answers)): case for answers, case in zip(CASES, CASE_IDS)}
     printed = run_python(["-c", PRINT_CONFIGS, *projects], projects and next(iter(projects)), timeout=1200)
     results = {line.split(" ", 2)[1]: line for line in printed.stdout.splitlines()
                if line.startswith(("ok ", "FAILED "))}

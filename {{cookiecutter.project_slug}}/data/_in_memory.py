@@ -152,17 +152,24 @@ class InMemoryImageDataModule(ResearchDataModule):
     decodes once and caches the tensors in ``cache_dir`` (default: beside the raw files).
     """
 
-    links = ("num_classes", "input_shape")
+    links = {{ '("input_shape",)' if cookiecutter.task == 'autoencoder' else '("num_classes", "input_shape")' }}  # contract point 1
     num_classes: int
     input_shape: tuple[int, int, int]
     mean: tuple[float, ...]
     std: tuple[float, ...]
 
     def __init__(self, data_dir: str = "data/datasets", batch_size: int = 128, val_fraction: float = 0.1,
-                 split_seed: int = 42, augment: bool = False, predict_dir: Optional[str] = None):
+                 split_seed: int = 42, augment: bool = False, normalize: bool = True,
+                 predict_dir: Optional[str] = None):
         super().__init__(data_dir=data_dir, batch_size=batch_size, val_fraction=val_fraction, split_seed=split_seed)
         self.augment = augment
+        self.normalize = normalize
         self.predict_dir = predict_dir
+
+    @property
+    def pixel_scaling(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """(mean, std) batches are normalised with: the dataset's, or (0, 1) for pixels in [0, 1]."""
+        return (self.mean, self.std) if self.normalize else ((0.0,) * len(self.mean), (1.0,) * len(self.std))
 
     def raw_files(self, train: bool) -> list[Path]:
         raise NotImplementedError
@@ -180,7 +187,7 @@ class InMemoryImageDataModule(ResearchDataModule):
         return load_cached(cache_file, files, lambda: self.decode(train, files))
 
     def _dataset(self, images, labels, augment=False) -> TensorImageDataset:
-        return TensorImageDataset(images, labels, self.mean, self.std, augment=augment)
+        return TensorImageDataset(images, labels, *self.pixel_scaling, augment=augment)
 
     def setup(self, stage: str) -> None:
         if stage in ("fit", "validate") and self.train_set is None:
@@ -189,7 +196,7 @@ class InMemoryImageDataModule(ResearchDataModule):
             self.train_set = self._dataset(images[train_idx], labels[train_idx], augment=self.augment)
             self.val_set = self._dataset(images[val_idx], labels[val_idx])
         if stage == "predict" and self.predict_dir:
-            self.predict_set = ImageFilesDataset(self.predict_dir, self.input_shape, self.mean, self.std)
+            self.predict_set = ImageFilesDataset(self.predict_dir, self.input_shape, *self.pixel_scaling)
         elif stage in ("test", "predict") and self.test_set is None:
             self.test_set = self._dataset(*self.load_split(train=False))
 

@@ -35,11 +35,11 @@ def class_names(folder: Path) -> list[str]:
 class ImageFolderDataModule(ResearchDataModule):
     """RGB images resized to ``image_size``, classes from the sub-folder names of ``train/``."""
 
-    links = ("num_classes", "input_shape")
+    links = {{ '("input_shape",)' if cookiecutter.task == 'autoencoder' else '("num_classes", "input_shape")' }}  # contract point 1
 
     def __init__(self, data_dir: str = "data/datasets/images", image_size: int = 64, batch_size: int = 64,
                  val_fraction: float = 0.1, split_seed: int = 42, num_workers: Optional[int] = None,
-                 augment: bool = True, predict_dir: Optional[str] = None):
+                 augment: bool = True, normalize: bool = True, predict_dir: Optional[str] = None):
         """
         Args:
             data_dir: folder holding ``train/`` (and optional ``val/``, ``test/``); relative to the project root.
@@ -50,6 +50,7 @@ class ImageFolderDataModule(ResearchDataModule):
             num_workers: decoding processes per training process; None: the spare CPU cores this process may
                 use, shared between the training processes of this machine (at most 8 each).
             augment: random horizontal flip on training images.
+            normalize: scale pixels to ImageNet's mean and std (else to [0, 1], as an autoencoder wants).
             predict_dir: folder of image files for ``main.py predict`` (default: the test split).
         """
         super().__init__(data_dir=data_dir, batch_size=batch_size, val_fraction=val_fraction, split_seed=split_seed,
@@ -58,6 +59,7 @@ class ImageFolderDataModule(ResearchDataModule):
             raise ConfigError(f"data.init_args.image_size must be a positive integer, got {image_size!r}")
         self.image_size = image_size
         self.augment = augment
+        self.pixel_scaling = (IMAGENET_MEAN, IMAGENET_STD) if normalize else ((0.0,) * 3, (1.0,) * 3)
         self.predict_dir = predict_dir
         self.classes = class_names(self.data_dir / "train")
         self.num_classes = len(self.classes)
@@ -67,7 +69,7 @@ class ImageFolderDataModule(ResearchDataModule):
         steps = [transforms.Resize((self.image_size, self.image_size))]
         if train and self.augment:
             steps.append(transforms.RandomHorizontalFlip())
-        steps += [transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+        steps += [transforms.ToTensor(), transforms.Normalize(*self.pixel_scaling)]
         return transforms.Compose(steps)
 
     def _folder(self, split: str, train: bool) -> datasets.ImageFolder:
@@ -81,7 +83,7 @@ class ImageFolderDataModule(ResearchDataModule):
 
     def setup(self, stage: str) -> None:
         if stage == "predict" and self.predict_dir:
-            self.predict_set = ImageFilesDataset(self.predict_dir, self.input_shape, IMAGENET_MEAN, IMAGENET_STD)
+            self.predict_set = ImageFilesDataset(self.predict_dir, self.input_shape, *self.pixel_scaling)
             return
         if self.train_set is None:
             train_view = self._folder("train", train=True)

@@ -48,7 +48,8 @@ class MNISTDataModule(InMemoryImageDataModule):
     std = (0.3081,)
 
     def __init__(self, data_dir: str = "data/datasets", batch_size: int = 128, val_fraction: float = 0.1,
-                 split_seed: int = 42, augment: bool = False, predict_dir: Optional[str] = None):
+                 split_seed: int = 42, augment: bool = False,
+                 normalize: bool = True, predict_dir: Optional[str] = None):
         """
         Args:
             data_dir: folder holding ``<Name>/raw`` (relative paths are taken from the project root).
@@ -56,10 +57,11 @@ class MNISTDataModule(InMemoryImageDataModule):
             val_fraction: share of the training set kept for validation.
             split_seed: seed of the fixed train/validation split.
             augment: random crop and flip on training batches.
+            normalize: scale pixels to the dataset's mean and std (else to [0, 1], as an autoencoder wants).
             predict_dir: folder of image files for ``main.py predict`` (default: the test split).
         """
         super().__init__(data_dir=data_dir, batch_size=batch_size, val_fraction=val_fraction, split_seed=split_seed,
-                         augment=augment, predict_dir=predict_dir)
+                         augment=augment, normalize=normalize, predict_dir=predict_dir)
 
     @property
     def raw_dir(self) -> Path:

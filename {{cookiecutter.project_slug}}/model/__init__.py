@@ -1,5 +1,5 @@
 """LightningModules of this project; configs name them as ``model.<ClassName>``."""
 from ._utils import load_network
-from .classifier import ImageClassifier
+from .{{ cookiecutter.__model_module }} import {{ cookiecutter.__model_class }}
 
-__all__ = ["ImageClassifier", "load_network"]
+__all__ = ["{{ cookiecutter.__model_class }}", "load_network"]

@@ -79,3 +79,49 @@ def write_imagefolder(root: Path, splits=("train", "test"), classes=("cat", "dog
             folder.mkdir(parents=True, exist_ok=True)
             Image.fromarray(image.transpose(1, 2, 0)).save(folder / f"{i}.png")
     return root
+
+
+def write_table(path: Path, rows: int = 120, seed: int = 0) -> Path:
+    """A CSV table: two numeric features, one categorical (``colour``) and a ``label`` that depends on them."""
+    rng = np.random.default_rng(seed)
+    size, weight = rng.normal(0, 1, rows), rng.normal(5, 2, rows)
+    colour = rng.choice(["red", "green", "blue"], rows)
+    label = np.where(size + (colour == "red") * 1.5 > 0.5, "big", "small")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["size,weight,colour,label"]
+    lines += [f"{a:.4f},{b:.4f},{c},{d}" for a, b, c, d in zip(size, weight, colour, label)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+KEYWORDS = {"pos": ["excellent", "wonderful", "great"], "neg": ["awful", "terrible", "boring"]}
+FILLER = "the a film plot story actor scene it was and but with very some".split()
+
+
+def keyword_texts(n: int, seed: int = 0) -> list[tuple[str, str]]:
+    """(text, label) pairs whose label is told by one keyword among filler words."""
+    rng = np.random.default_rng(seed)
+    pairs = []
+    for i in range(n):
+        label = "pos" if i % 2 else "neg"
+        words = list(rng.choice(FILLER, int(rng.integers(3, 15))))
+        words.insert(int(rng.integers(0, len(words) + 1)), str(rng.choice(KEYWORDS[label])))
+        pairs.append((" ".join(words), label))
+    return pairs
+
+
+def write_texts(folder: Path, suffix: str = "csv", n_train: int = 200, n_test: int = 60) -> Path:
+    """``<folder>/train.<suffix>`` and ``test.<suffix>`` (csv: columns text,label; jsonl: those keys); return folder."""
+    import json
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, n, seed in (("train", n_train, 0), ("test", n_test, 1)):
+        pairs = keyword_texts(n, seed)
+        if suffix == "jsonl":
+            text = "".join(json.dumps({"text": t, "label": label}) + "\n" for t, label in pairs)
+        else:
+            text = "text,label\n" + "".join(f'"{t}",{label}\n' for t, label in pairs)
+        (folder / f"{name}.{suffix}").write_text(text)
+    return folder

@@ -18,9 +18,9 @@ RANDOM = """\
 samples: 6
 sample_seed: 3
 optimizer.init_args.lr: {log_uniform: [1.0e-5, 1.0e-1]}
-model.init_args.dropout: {uniform: [0.0, 0.5]}
+optimizer.init_args.weight_decay: {uniform: [0.0, 0.5]}
 data.init_args.batch_size: {int: [16, 32]}
-model.init_args.backbone: [cnn, mlp]
+trainer.gradient_clip_val: [0.5, 1.0]
 """
 
 
@@ -69,9 +69,9 @@ def test_random_search_samples_inside_the_ranges_and_repeats_with_its_seed(tmp_p
     assert len(points) == 6 and points == spec.points()  # sample_seed: the same points again
     for point in points:
         assert 1e-5 <= point["optimizer.init_args.lr"] <= 1e-1
-        assert 0.0 <= point["model.init_args.dropout"] <= 0.5
+        assert 0.0 <= point["optimizer.init_args.weight_decay"] <= 0.5
         assert isinstance(point["data.init_args.batch_size"], int) and 16 <= point["data.init_args.batch_size"] <= 32
-        assert point["model.init_args.backbone"] in ("cnn", "mlp")
+        assert point["trainer.gradient_clip_val"] in (0.5, 1.0)
     assert len({p["optimizer.init_args.lr"] for p in points}) == 6
     assert add(tmp_path, write_spec(tmp_path, RANDOM), "rand", "--dry-run") == 0
     assert "6 versions (random search, 6 samples); nothing written" in capsys.readouterr().out

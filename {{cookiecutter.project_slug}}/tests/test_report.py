@@ -237,7 +237,7 @@ def test_versions_not_run_yet_show_the_settings_main_py_would_merge_for_them(tmp
         runs = list(csv.DictReader(f))
     assert [r["status"] for r in runs] == ["finished"] + ["not run"] * 4
     assert [r["optimizer.init_args.lr"] for r in runs] == ["0.001", "0.001", "0.01", "0.01", "0.1"]
-    assert runs[4]["model.init_args.dropout"] == "0.0"  # a default only jsonargparse knows for an untrained version
+    assert runs[4]["trainer.fast_dev_run"] == "False"  # a default only jsonargparse knows for an untrained version
 
 
 def test_a_metric_monitored_with_mode_min_is_best_when_lowest(tmp_path, capsys):
