@@ -60,7 +60,7 @@ def mlp(input_shape, hidden: int = 512) -> tuple[nn.Module, int]:
 def pretrained_resnet(name: str):
     """torchvision's ImageNet ResNet ``name`` (resnet18, resnet50), with its ImageNet stem kept.
 
-    Small images keep their size (no resize to 224: on a CPU that costs 50x the compute); a grey image
+    Small images keep their size (no resize to 224: a training step costs about 24x more on a CPU); a grey image
     meets the RGB stem through conv1's weights summed over its 3 input channels, which answers a grey
     image exactly as the original answers the same image repeated in R, G and B.
     """
