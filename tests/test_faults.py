@@ -27,11 +27,13 @@ def last_step(checkpoint):
 
 
 def logged_steps(event_file):
+    """The steps of the training scalars in ``event_file`` (hp_metric, a run's summary, is logged at step 0)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(event_file))
     events.Reload()
-    return sorted({event.step for tag in events.Tags()["scalars"] for event in events.Scalars(tag)})
+    tags = [tag for tag in events.Tags()["scalars"] if tag != "hp_metric"]
+    return sorted({event.step for tag in tags for event in events.Scalars(tag)})
 
 
 @pytest.mark.slow

@@ -62,8 +62,8 @@ def project(cookies_session):
 def test_a_regression_task_added_the_readme_s_way_trains_and_every_script_works_on_it(project, tmp_path):
     run, report = follow_the_readme(project)
     assert run[:2] == ["python", "sh/run.py"] and report[:2] == ["python", "sh/report.py"]
-    lint = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "data/diabetes.py", "model/regressor.py"],
-                          cwd=project, capture_output=True, text=True)
+    lint = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "data/diabetes.py",
+                           "model/regressor.py"], cwd=project, capture_output=True, text=True)
     assert lint.returncode == 0, lint.stdout  # the examples pass the project's own pre-commit rules
 
     trained = run_python([*run[1:], "-o", SHORT], project)

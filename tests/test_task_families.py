@@ -103,13 +103,13 @@ def test_imagenet_weights_put_in_torch_s_cache_start_a_classifier_offline(cookie
     torch.save(models.resnet18().state_dict(), cache / Path(weights.url).name)  # as if downloaded elsewhere
     project = bake(cookies, dataset="digits")
     env = {**os.environ, "TORCH_HOME": str(tmp_path / "torch")}
-    metrics = trained(project, "--model.init_args.backbone=resnet18_pretrained", "--model.init_args.freeze_backbone=true",
-                      "--model.init_args.unfreeze_at_epoch=1", "--trainer.max_epochs=2",
+    metrics = trained(project, "--model.init_args.backbone=resnet18_pretrained",
+                      "--model.init_args.freeze_backbone=true", "--model.init_args.unfreeze_at_epoch=1", "--trainer.max_epochs=2",
                       "--lr_scheduler.init_args.T_max=2", env=env)
     assert metrics["fit"]["status"] == "finished" and metrics["fit"]["epochs"] == 2
     empty = {**os.environ, "TORCH_HOME": str(tmp_path / "empty")}
     refused = run_python([*EXAMPLE, "--model.init_args.backbone=resnet50_pretrained", "--run.version=offline"], project,
                          env=empty)
     assert refused.returncode == 1 and refused.stderr.strip().splitlines()[-1].startswith(
-        "ERROR: backbone resnet50_pretrained needs torchvision's ImageNet weights resnet50-0676ba61.pth: not in torch's "
-        f"cache {tmp_path / 'empty' / 'hub' / 'checkpoints'} and the download failed")
+        "ERROR: backbone resnet50_pretrained needs torchvision's ImageNet weights resnet50-0676ba61.pth: not in "
+        f"torch's cache {tmp_path / 'empty' / 'hub' / 'checkpoints'} and the download failed")

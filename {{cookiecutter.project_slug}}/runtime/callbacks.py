@@ -5,7 +5,9 @@ import csv
 import io
 import os
 import platform
+import resource
 import socket
+import sys
 import time
 from contextlib import contextmanager
 from datetime import timedelta
@@ -15,12 +17,22 @@ from typing import Optional
 import pytorch_lightning
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning_fabric.utilities.throughput import measure_flops
 from pytorch_lightning import Callback
-from pytorch_lightning.callbacks import BasePredictionWriter, BatchSizeFinder, LearningRateFinder, ModelCheckpoint
+from pytorch_lightning.callbacks import (
+    BasePredictionWriter,
+    BatchSizeFinder,
+    EarlyStopping,
+    LearningRateFinder,
+    ModelCheckpoint,
+    StochasticWeightAveraging,
+    ThroughputMonitor,
+    WeightAveraging,
+)
 from pytorch_lightning.utilities import grad_norm
 from pytorch_lightning.utilities.rank_zero import rank_zero_warn
 
-from contract import check_monitor_logged, prediction_columns
+from contract import ConfigError, check_monitor_logged, prediction_columns
 
 from .run_folder import (
     RunPaths,
@@ -51,6 +63,14 @@ def device_names() -> list:
     if torch.cuda.is_available():
         return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     return [f"cpu: {platform.processor() or platform.machine()} ({os.cpu_count()} cores)"]
+
+
+def peak_memory() -> dict:
+    """The process's peak memory: CUDA's allocations when it trained on a GPU, else its resident set (RSS)."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        return {"peak_memory_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1), "peak_memory_of": "cuda"}
+    return {"peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "peak_memory_of": "rss"}
 
 
 def _ending(error: BaseException) -> tuple:
@@ -135,7 +155,7 @@ class RunRecorder(Callback):
         try:
             if self.data is not None:
                 self.data.update(status=status, exit_status=exit_status, error=error, end_time=now(),
-                                 duration_s=round(time.monotonic() - self.started, 3))
+                                 duration_s=round(time.monotonic() - self.started, 3), **peak_memory())
                 write_json_atomic(self.paths.manifest_file, self.data)
         finally:
             self._release()
@@ -166,6 +186,8 @@ class RunRecorder(Callback):
             "last_model_path": next((c.last_model_path for c in trainer.checkpoint_callbacks if c.last_model_path),
                                     None),
             "epochs": trainer.current_epoch,
+            "early_stopping": next((early_stopping_record(callback) for callback in trainer.callbacks
+                                    if isinstance(callback, EarlyStopping)), None),
             "global_step": trainer.global_step,
             "duration_s": round(time.monotonic() - self.started, 3),
             "val": scalars(trainer.callback_metrics, "val/"),
@@ -466,3 +488,177 @@ class BatchSizeSearch(BatchSizeFinder):
 
     def on_predict_start(self, trainer, pl_module) -> None:
         """Searched once, at the start of fit."""
+
+
+# ----------------------------------------------------------------------------- training switches (config/switches/)
+
+class EarlyStop(EarlyStopping):
+    """Lightning's EarlyStopping on ``run.monitor`` (main.py fills ``monitor`` and ``mode``); why and when it stopped
+    goes to metrics.json (``fit.early_stopping``)."""
+
+    def __init__(self, monitor: Optional[str] = None, min_delta: float = 0.0, patience: int = 3,
+                 mode: Optional[str] = None, check_finite: bool = True, stopping_threshold: Optional[float] = None,
+                 divergence_threshold: Optional[float] = None):
+        """
+        Args:
+            monitor: the metric watched (default: run.monitor).
+            min_delta: the least change that counts as an improvement.
+            patience: validations without improvement before stopping.
+            mode: min or max (default: run.mode).
+            check_finite: stop when the metric becomes NaN or infinite.
+            stopping_threshold: stop as soon as the metric is this good.
+            divergence_threshold: stop as soon as the metric is this bad.
+        """
+        if monitor is None:
+            raise ConfigError("EarlyStop has no monitor: main.py gives it run.monitor; pass monitor= when you build it")
+        super().__init__(monitor=monitor, min_delta=min_delta, patience=patience, mode=mode or "min",
+                         check_finite=check_finite, stopping_threshold=stopping_threshold,
+                         divergence_threshold=divergence_threshold)
+
+
+
+def early_stopping_record(callback: EarlyStopping) -> dict:
+    """Why and when an EarlyStopping callback stopped the fit (``stopped`` false when it never did)."""
+    stopped = callback.stopping_reason.name != "NOT_STOPPED"
+    return {"stopped": stopped, "reason": callback.stopping_reason.name.lower(),
+            "message": callback.stopping_reason_message, "stopped_epoch": callback.stopped_epoch if stopped else None,
+            "monitor": callback.monitor, "best_score": float(callback.best_score)}
+
+
+def batch_size(batch) -> int:
+    """Samples in a batch: the length of its first tensor."""
+    while isinstance(batch, (list, tuple, dict)):
+        batch = next(iter(batch.values())) if isinstance(batch, dict) else batch[0]
+    return len(batch)
+
+
+def take_off_weight_averaging(trainer) -> Optional[str]:
+    """``swa`` or ``ema`` when a weight-averaging callback trains the model (it is taken off the trainer: the
+    checkpoints hold the averaged weights, which a test must load as they are), else None."""
+    for callback in trainer.callbacks:
+        if isinstance(callback, (StochasticWeightAveraging, WeightAveraging)):
+            trainer.callbacks.remove(callback)
+            return "swa" if isinstance(callback, StochasticWeightAveraging) else "ema"
+    return None
+
+
+class HparamsWithScore(Callback):
+    """TensorBoard's HPARAMS tab: when training ends, the run's settings with ``hp_metric``, its best score of the
+    monitored metric (written before the logger closes its event file)."""
+
+    def __init__(self, hyperparameters: dict):
+        self.hyperparameters = hyperparameters
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        score = getattr(trainer.checkpoint_callback, "best_model_score", None)
+        for logger in trainer.loggers:
+            if type(logger).__name__ == "TensorBoardLogger" and score is not None:
+                logger.log_hyperparams(self.hyperparameters, metrics={"hp_metric": float(score)})
+
+
+class Throughput(ThroughputMonitor):
+    """Lightning's ThroughputMonitor (per-step figures to the logger), plus each epoch's training throughput in
+    history.csv: ``train/samples_per_sec``, ``train/batches_per_sec`` and, where torch can count the model's
+    FLOPs (a model with ``example_input_array``), ``train/flops_per_sec`` (3x the forward pass, the usual
+    estimate of forward and backward)."""
+
+    def __init__(self, window_size: int = 100):
+        """
+        Args:
+            window_size: steps the per-step figures are averaged over.
+        """
+        super().__init__(batch_size_fn=batch_size, window_size=window_size)
+        self._epoch = None
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        example = getattr(pl_module, "example_input_array", None)
+        if isinstance(example, torch.Tensor) and not hasattr(pl_module, "flops_per_batch"):
+            with torch.no_grad():
+                forward = measure_flops(pl_module, lambda: pl_module(example.to(pl_module.device)))
+            self.flops_per_sample = 3 * forward / len(example)
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._epoch = {"start": self._now(trainer), "end": None, "samples": 0, "batches": 0}
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if getattr(self, "flops_per_sample", None) is not None:
+            pl_module.flops_per_batch = self.flops_per_sample * batch_size(batch)
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        self._epoch["samples"] += batch_size(batch)
+        self._epoch["batches"] += 1
+        self._epoch["end"] = self._now(trainer)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        seconds = (self._epoch["end"] or self._epoch["start"]) - self._epoch["start"]
+        if not seconds:
+            return
+        rates = {"samples_per_sec": self._epoch["samples"] / seconds,
+                 "batches_per_sec": self._epoch["batches"] / seconds}
+        if getattr(pl_module, "flops_per_batch", None):
+            rates["flops_per_sec"] = pl_module.flops_per_batch * self._epoch["batches"] / seconds
+        pl_module.log_dict({f"train/{name}": value for name, value in rates.items()}, on_step=False, on_epoch=True)
+
+    @staticmethod
+    def _now(trainer) -> float:
+        if trainer.strategy.root_device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+
+class ParameterHistograms(Callback):
+    """Histograms of every parameter and its gradient, every ``every_n_epochs`` epochs, to TensorBoard or W&B
+    (seed 004's wish); with another logger, or none, one line says they need one of those two."""
+
+    def __init__(self, every_n_epochs: int = 1):
+        """
+        Args:
+            every_n_epochs: epochs between two sets of histograms.
+        """
+        self.every_n_epochs = every_n_epochs
+        self.loggers = []
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        self.loggers = [logger for logger in trainer.loggers if type(logger).__name__ in ("TensorBoardLogger",
+                                                                                          "WandbLogger")]
+        if not self.loggers and trainer.is_global_zero:
+            print("histograms need the TensorBoard or W&B logger (trainer.logger); none is written", file=sys.stderr)
+
+    def _due(self, trainer) -> bool:
+        return bool(self.loggers) and trainer.current_epoch % self.every_n_epochs == 0 and trainer.is_global_zero
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        if self._due(trainer) and trainer.fit_loop.epoch_loop.batch_progress.current.ready == 1:  # an epoch's first
+            self._write(trainer, {f"gradients/{name}": p.grad for name, p in pl_module.named_parameters()
+                                  if p.grad is not None})
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if self._due(trainer):
+            self._write(trainer, {f"parameters/{name}": p for name, p in pl_module.named_parameters()})
+
+    def _write(self, trainer, tensors: dict) -> None:
+        for logger in self.loggers:
+            if type(logger).__name__ == "TensorBoardLogger":
+                for name, tensor in tensors.items():
+                    logger.experiment.add_histogram(name, tensor.detach().float().cpu(), trainer.global_step)
+            else:
+                import wandb
+
+                logger.experiment.log({name: wandb.Histogram(tensor.detach().float().cpu().numpy())
+                                       for name, tensor in tensors.items()}, step=trainer.global_step)
+
+
+class Compile(Callback):
+    """``torch.compile`` on the LightningModule's forward, in place (``nn.Module.compile``): checkpoints keep their
+    keys, so one saved with compile on loads with it off, and the reverse."""
+
+    def __init__(self, mode: str = "default", fullgraph: bool = False, dynamic: Optional[bool] = None):
+        """
+        Args:
+            mode: default, reduce-overhead or max-autotune (torch.compile's modes).
+            fullgraph: fail instead of splitting the graph where torch cannot trace.
+            dynamic: shapes that change between batches (None: let torch decide).
+        """
+        self.options = {"mode": mode, "fullgraph": fullgraph, "dynamic": dynamic}
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        pl_module.compile(**self.options)

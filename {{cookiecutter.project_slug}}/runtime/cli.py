@@ -31,7 +31,16 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from contract import ConfigError, DatasetNotFoundError, check_model_takes_links, links_of
 
-from .callbacks import HistoryCSV, KeepCSVRows, MonitorCheck, PredictionWriter, RunRecorder, use_atomic_checkpoints
+from .callbacks import (
+    HistoryCSV,
+    HparamsWithScore,
+    KeepCSVRows,
+    MonitorCheck,
+    PredictionWriter,
+    RunRecorder,
+    take_off_weight_averaging,
+    use_atomic_checkpoints,
+)
 from .errors import cause_of_type, one_line, parse_error_message, refused_setting
 from .preflight import preflight
 from .run_folder import (
@@ -42,9 +51,11 @@ from .run_folder import (
     class_name,
     config_file_at,
     continue_logger_runs,
+    flatten,
     record,
     resolve_checkpoint,
     route_outputs,
+    version_identity,
     with_version_identity,
 )
 
@@ -205,8 +216,10 @@ class ResearchCLI(LightningCLI):
                                     seed=config.seed_everything, project_root=PROJECT_ROOT,
                                     resumed_from=config.ckpt_path, overwrite=self.run_config.overwrite,
                                     enabled=rank_zero_only.rank == 0)
-        self.trainer.callbacks[:0] = [self.recorder, HistoryCSV(self.paths.history_file),
-                                      MonitorCheck(self.run_config.monitor)]
+        self.trainer.callbacks.insert(0, self.recorder)
+        # after the other callbacks (which may log epoch metrics), before the checkpoints (which Lightning runs last)
+        self.trainer.callbacks += [HistoryCSV(self.paths.history_file), MonitorCheck(self.run_config.monitor),
+                                   HparamsWithScore(self.hyperparameters())]
         if config.ckpt_path and config.ckpt_path not in LIGHTNING_RESUME_NAMES:
             self.trainer.callbacks.append(KeepCSVRows(self.trainer.loggers, config.ckpt_path))
         use_atomic_checkpoints(self.trainer)
@@ -216,15 +229,37 @@ class ResearchCLI(LightningCLI):
             self.trainer.fit(**kwargs)
 
     def after_fit(self) -> None:
+        """Record the fit, log its settings with its best score (TensorBoard's HPARAMS tab), test what it made.
+
+        The test scores the best checkpoint; with EMA its weights are the averaged ones; with SWA, which averages
+        only when training ends, the averaged model is saved as ``checkpoints/swa.ckpt`` and tested instead.
+        """
         with self.recorder.watching():
             summary = self.recorder.summary(self.trainer, self.run_config.monitor, self.run_config.mode)
+            averaged = take_off_weight_averaging(self.trainer)
+            tested = summary["best_model_path"]  # the path itself: "best" is ambiguous with two ModelCheckpoints
+            if averaged == "swa" and summary["status"] == "finished":
+                tested = str(self.paths.checkpoint_dir / "swa.ckpt")
+                self.trainer.save_checkpoint(tested)
+            summary["tested_weights"] = f"{averaged or 'raw'} weights of {Path(tested).name}" if tested else None
             if self.trainer.is_global_zero:
                 record(self.paths, "fit", summary, forget=("test", "tests"))  # they scored the checkpoints before
             if self.run_config.test_after_fit and summary["status"] == "finished":  # not interrupted, not pruned
-                ckpt_path = summary["best_model_path"]  # the path itself: "best" is ambiguous with two ModelCheckpoints
-                self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path)
+                self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=tested)
                 self._record_test("test")
         self.recorder.finish(summary["status"])
+
+    def hyperparameters(self) -> dict:
+        """What sets this run apart, flat: the model, data, optimizer and scheduler settings, the seed, and every
+        key the version's own version.yaml sets."""
+        config = flatten(self.config[self.subcommand].as_dict())
+        keys = [key for key in config if key.startswith(("model.", "data.", "optimizer.", "lr_scheduler."))]
+        for i, _ in enumerate(self.argv):
+            version_file = config_file_at(self.argv, i)
+            if version_file and "version" in version_identity(version_file):
+                keys += flatten(yaml.safe_load(Path(version_file).read_text()) or {})
+        return {key: config[key] for key in dict.fromkeys([*keys, "seed_everything"]) if key in config
+                and isinstance(config[key], (int, float, str, bool))}
 
     def before_predict(self) -> None:
         self.trainer.callbacks.append(PredictionWriter(self.paths.predictions_file))

@@ -154,6 +154,18 @@ class RunPaths:
         return sorted(p for p in self.run_dir.iterdir() if p not in (self.log_file, self.lock_file))
 
 
+def flatten(tree, prefix="") -> dict:
+    """Nested mappings as dotted keys: a: (b: 1) -> a.b: 1."""
+    flat = {}
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, dotted + "."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
 # ----------------------------------------------------------------------------- files
 
 def _umask() -> int:
@@ -358,11 +370,14 @@ def run_status(paths: RunPaths, locked_by_us: bool = False) -> str:
 
 
 def run_summary(paths: Optional[RunPaths]) -> dict:
-    """Duration (all attempts), monitored metric, best score, epochs and test metrics of a run folder
-    (None where absent, and for no folder at all)."""
+    """Duration (all attempts), monitored metric, best score, epochs, test metrics and cost (peak memory, the last
+    epoch's samples/s when the throughput switch measured it) of a run folder (None where absent, and for no
+    folder at all)."""
     manifest = read_json(paths.manifest_file, default={}) if paths else {}
     metrics = read_json(paths.metrics_file, default={}) if paths else {}
     fit = metrics.get("fit") or {}
+    rates = [row.get("train/samples_per_sec") for row in (read_csv(paths.history_file) if paths else [])]
+    rates = [float(rate) for rate in rates if rate]
     attempts = [manifest, *manifest.get("earlier_attempts", [])] if manifest else []
     durations = [a["duration_s"] for a in attempts if isinstance(a.get("duration_s"), (int, float))]
     return {
@@ -372,6 +387,8 @@ def run_summary(paths: Optional[RunPaths]) -> dict:
         "best_score": fit.get("best_score"),
         "epochs": fit.get("epochs"),
         "test": metrics.get("test") or {},
+        "peak_memory_mb": manifest.get("peak_memory_mb"),
+        "samples_per_sec": rates[-1] if rates else None,
     }
 
 

@@ -125,18 +125,6 @@ def split_main_args(texts) -> list:
     return arguments
 
 
-def flatten(tree, prefix="") -> dict:
-    """Nested mappings as dotted keys: a: (b: 1) -> a.b: 1."""
-    flat = {}
-    for key, value in tree.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            flat.update(flatten(value, dotted + "."))
-        else:
-            flat[dotted] = value
-    return flat
-
-
 def read_yaml(path: Path) -> dict:
     """A YAML mapping; UsageError naming the file when it is not valid YAML, {} when it holds no mapping."""
     try:

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import yaml
 
-from _experiments import UsageError, flatten, merged_configs, project_path, read_yaml
+from _experiments import UsageError, merged_configs, project_path, read_yaml
+from runtime.run_folder import flatten
 
 RESERVED = {"seeds", "samples", "sample_seed"}
 SEED_KEY = "seed_everything"

@@ -29,13 +29,12 @@ from _experiments import (
     experiment_names,
     experiment_results_dir,
     find_experiment,
-    flatten,
     merged_configs,
     read_yaml,
     shown,
     version_numbers,
 )
-from runtime.run_folder import atomic_file, read_csv, run_status, run_summary, write_csv_atomic
+from runtime.run_folder import atomic_file, flatten, read_csv, run_status, run_summary, write_csv_atomic
 
 SEED_KEY = "seed_everything"
 # A run's identity and where it writes (main.py fills these per run), and callbacks such as optuna's pruning.
@@ -157,13 +156,15 @@ def print_tables(records, groups, keys, metric, test_key, several) -> None:
     console = Console(width=None if sys.stdout.isatty() else 240)
     params = [key for key in keys if key != SEED_KEY]
     runs = Table(title="runs", title_justify="left")
-    for column in ["version", "status", *keys, "epochs", "fit time", f"best {metric}", test_key]:
+    for column in ["version", "status", *keys, "epochs", "fit time", "peak MB", "samples/s", f"best {metric}",
+                   test_key]:
         runs.add_column(column, overflow="fold")
     for r in records:
         name = f"{r['experiment']}/{r['version']}" if several else r["version"]
-        duration = r.get("duration_s")
+        duration, memory, rate = r.get("duration_s"), r.get("peak_memory_mb"), r.get("samples_per_sec")
         runs.add_row(name, r["status"], *(fmt_param(r["params"].get(k)) for k in keys), fmt(r.get("epochs")),
-                     "-" if duration is None else f"{duration:.1f}s", fmt(r["best"]), fmt(r["test_value"]))
+                     "-" if duration is None else f"{duration:.1f}s", "-" if memory is None else f"{memory:.0f}",
+                     "-" if rate is None else f"{rate:.0f}", fmt(r["best"]), fmt(r["test_value"]))
     console.print(runs)
     for r in records:
         if r.get("note"):
@@ -200,9 +201,11 @@ def write_csvs(out: Path, records, groups, keys, metric) -> list:
     params = [key for key in keys if key != SEED_KEY]
     all_params = list(dict.fromkeys(key for r in records for key in r["params"]))
     write_csv(out / "runs.csv",
-              ["experiment", "version", "status", "duration_s", "epochs", f"best {metric}", *test_keys, *all_params],
-              [[r["experiment"], r["version"], r["status"], r.get("duration_s"), r.get("epochs"), r["best"],
-                *(r["test"].get(k) for k in test_keys), *(r["params"].get(k) for k in all_params)] for r in records])
+              ["experiment", "version", "status", "duration_s", "epochs", "peak_memory_mb", "samples_per_sec",
+               f"best {metric}", *test_keys, *all_params],
+              [[r["experiment"], r["version"], r["status"], r.get("duration_s"), r.get("epochs"),
+                r.get("peak_memory_mb"), r.get("samples_per_sec"), r["best"], *(r["test"].get(k) for k in test_keys),
+                *(r["params"].get(k) for k in all_params)] for r in records])
     write_csv(out / "groups.csv",
               ["experiment", *params, "versions", "finished", f"best {metric} mean", f"best {metric} std",
                "test mean", "test std"],

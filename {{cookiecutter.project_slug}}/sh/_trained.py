@@ -1,0 +1,63 @@
+"""A trained version, loaded for sh/analyze.py and sh/export.py: its model from a checkpoint, its datamodule as
+the run's config.yaml built it (with the checkpoint's data state: a table's encoding, a text vocabulary), and its
+test batches. Imports torch (the experiment library in _experiments.py does not)."""
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+
+from _experiments import UsageError, Version, find_experiment, shown
+from contract import ConfigError
+from runtime.run_folder import RunPaths, resolve_checkpoint
+
+
+def import_class(class_path: str):
+    module, _, name = class_path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+@dataclass
+class TrainedRun:
+    """The model (eval mode, CPU), the datamodule set up for test, and where they came from."""
+
+    paths: RunPaths
+    checkpoint: Path
+    model: torch.nn.Module
+    datamodule: object
+
+    def test_batches(self, limit: int = None):
+        """(inputs tuple, labels) of the test split's batches: a batch is (inputs..., labels)."""
+        for i, batch in enumerate(self.datamodule.test_dataloader()):
+            if limit is not None and i >= limit:
+                return
+            yield tuple(batch[:-1]), batch[-1]
+
+    @property
+    def class_names(self) -> list:
+        classes = getattr(self.datamodule, "classes", None)
+        classes = classes() if callable(classes) else classes
+        return [str(name) for name in classes] if classes else []
+
+
+def load_run(config_dir: Path, experiment: str, number: int, ckpt: str = "best") -> TrainedRun:
+    """Load version ``number`` of ``experiment`` from its results folder; UsageError saying what is missing."""
+    version = Version(find_experiment(config_dir, experiment), number)
+    paths = version.paths
+    if not paths.config_file.is_file():
+        raise UsageError(f"{version.label} has not been trained ({shown(paths.config_file)} is missing): "
+                         f"python sh/run.py -e {experiment} -v {number}")
+    try:
+        checkpoint = Path(resolve_checkpoint(ckpt, paths, "test"))
+    except ConfigError as error:
+        raise UsageError(str(error)) from None
+    config = yaml.safe_load(paths.config_file.read_text())
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    model = import_class(config["model"]["class_path"]).load_from_checkpoint(checkpoint, map_location="cpu").eval()
+    datamodule = import_class(config["data"]["class_path"])(**(config["data"].get("init_args") or {}))
+    if type(datamodule).__qualname__ in state:
+        datamodule.load_state_dict(state[type(datamodule).__qualname__])
+    datamodule.prepare_data()
+    datamodule.setup("test")
+    return TrainedRun(paths, checkpoint, model, datamodule)
