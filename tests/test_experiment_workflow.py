@@ -167,6 +167,12 @@ def test_optuna_workers_share_one_sqlite_study_and_each_trial_is_a_version(proje
         assert recorded == {"COMPLETE": "finished", "PRUNED": "pruned"}[trial.state.name]
     summary = run_python([script(project, "report.py"), "-e", "opt"], project)
     assert summary.returncode == 0 and "optimizer.init_args.lr" in summary.stdout, summary.stderr
+    figures = {path.name for path in (project / "res" / "opt" / "report").glob("optuna_*.png")}
+    if sum(trial.state.name == "COMPLETE" for trial in study.trials) >= 2:  # optuna's plots need two finished
+        assert figures == {"optuna_opt_history.png", "optuna_opt_importances.png"}
+        assert "optuna study opt: importances " in summary.stdout
+    else:
+        assert not figures and "too few for its plots" in summary.stdout
 
 
 def test_the_search_scripts_own_tests_pass_in_an_optuna_project(project):

@@ -1,3 +1,4 @@
+#!/usr/bin/env python
 """Train, validate, test or predict with LightningCLI; every setting comes from YAML configs.
 
     python main.py fit -c config/example.yaml

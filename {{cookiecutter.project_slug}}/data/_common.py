@@ -31,6 +31,31 @@ def default_num_workers(processes: int = 1) -> int:
     return max(0, min(8, usable_cpus() // max(1, processes) - 1))
 
 
+def data_root(data_dir: Optional[str], below: str = ""):
+    """``data_dir`` (relative to the project); for None, $DATA_DIR (e.g. set in .env) or else data/datasets,
+    with ``below`` under it."""
+    if data_dir is not None:
+        return project_path(data_dir)
+    root = project_path(os.environ.get("DATA_DIR") or "data/datasets")
+    return root / below if below else root
+
+
+def fold_indices(n: int, fold: int, n_folds: int, seed: int, labels=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train, validation) indices for k-fold cross-validation: 0..n-1 dealt into ``n_folds`` disjoint folds by a
+    fixed generator, stratified by ``labels`` when given (each class spread evenly over the folds); fold
+    ``fold`` validates, the others train. The folds of one seed cover every sample once."""
+    generator = torch.Generator().manual_seed(seed)
+    if labels is None:
+        order = torch.randperm(n, generator=generator)
+    else:  # each class's samples shuffled, then dealt round-robin: a class spreads evenly over the folds
+        labels = torch.as_tensor(labels)
+        order = torch.cat([group[torch.randperm(len(group), generator=generator)]
+                           for group in (torch.nonzero(labels == k).flatten() for k in torch.unique(labels))])
+    assigned = torch.empty(n, dtype=torch.long)
+    assigned[order] = torch.arange(n) % n_folds
+    return torch.nonzero(assigned != fold).flatten(), torch.nonzero(assigned == fold).flatten()
+
+
 def split_indices(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Shuffle 0..n-1 with a fixed generator and cut it into (train, val) index tensors."""
     if not 0.0 <= val_fraction < 1.0:
@@ -44,27 +69,49 @@ class ResearchDataModule(LightningDataModule):
     """Loader settings, a fixed validation split, the four loaders and download-or-say-where (module docstring)."""
 
     links: tuple = ()  # contract point 1: the attributes passed to the model's __init__
+    data_subfolder = ""  # where under $DATA_DIR (or data/datasets) the data lives when data_dir is None
 
-    def __init__(self, data_dir: str = "data/datasets", batch_size: int = 64, val_fraction: float = 0.1,
-                 split_seed: int = 42, num_workers: Optional[int] = 0):
+    def __init__(self, data_dir: Optional[str] = None, batch_size: int = 64, val_fraction: float = 0.1,
+                 split_seed: int = 42, num_workers: Optional[int] = 0, fold: Optional[int] = None,
+                 n_folds: Optional[int] = None):
         """
         Args:
-            data_dir: folder holding the data (relative to the project folder).
+            data_dir: folder holding the data (relative to the project folder); None: $DATA_DIR when set (e.g. in
+                .env), else data/datasets.
             batch_size: samples per batch.
             val_fraction: share of the training data kept for validation.
             split_seed: seed of the fixed train/validation split.
             num_workers: loader processes; None: the spare CPU cores of each training process (at most 8).
+            fold: with ``n_folds``, k-fold cross-validation: validate on this fold (0 .. n_folds-1) of a fixed split
+                of the training data, instead of a ``val_fraction`` share (sh/hparams.py --folds writes them).
+            n_folds: the number of folds.
         """
         super().__init__()
+        if (fold is None) != (n_folds is None) or n_folds is not None and not (n_folds >= 2 and 0 <= fold < n_folds):
+            raise ConfigError("data.init_args.fold and n_folds go together, with n_folds >= 2 and "
+                              f"0 <= fold < n_folds; got fold {fold!r}, n_folds {n_folds!r}")
+        self.fold, self.n_folds = fold, n_folds
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"data.init_args.batch_size must be a positive integer, got {batch_size!r}")
         if not 0.0 < val_fraction < 1.0:
             raise ConfigError(f"data.init_args.val_fraction must be between 0 and 1 (the share of the training "
                               f"data kept for validation), got {val_fraction!r}")
-        self.data_dir = project_path(data_dir)
+        self.data_dir = data_root(data_dir, self.data_subfolder)
         self.batch_size, self.val_fraction, self.split_seed = batch_size, val_fraction, split_seed
         self.num_workers = num_workers
         self.train_set = self.val_set = self.test_set = self.predict_set = None
+        self.train_indices = self.val_indices = None  # which training samples train and validate (setup)
+
+    def train_val_indices(self, n: int, labels=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(train, validation) indices of ``n`` training samples: fold ``fold`` of ``n_folds`` (stratified by
+        ``labels`` when given), else a ``val_fraction`` share; both fixed by ``split_seed``. Kept as
+        ``train_indices`` and ``val_indices``."""
+        if self.n_folds is None:
+            split = split_indices(n, self.val_fraction, self.split_seed)
+        else:
+            split = fold_indices(n, self.fold, self.n_folds, self.split_seed, labels)
+        self.train_indices, self.val_indices = split
+        return split
 
     # download-or-say-where
 

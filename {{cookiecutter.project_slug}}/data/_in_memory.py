@@ -17,7 +17,7 @@ from torchvision import transforms
 
 from contract import DatasetNotFoundError, project_path
 
-from ._common import ResearchDataModule, split_indices
+from ._common import ResearchDataModule
 
 CACHE_FORMAT = 1  # bump when the cache's content changes meaning: old caches are then rebuilt
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -158,10 +158,11 @@ class InMemoryImageDataModule(ResearchDataModule):
     mean: tuple[float, ...]
     std: tuple[float, ...]
 
-    def __init__(self, data_dir: str = "data/datasets", batch_size: int = 128, val_fraction: float = 0.1,
+    def __init__(self, data_dir: Optional[str] = None, batch_size: int = 128, val_fraction: float = 0.1,
                  split_seed: int = 42, augment: bool = False, normalize: bool = True,
-                 predict_dir: Optional[str] = None):
-        super().__init__(data_dir=data_dir, batch_size=batch_size, val_fraction=val_fraction, split_seed=split_seed)
+                 predict_dir: Optional[str] = None, fold: Optional[int] = None, n_folds: Optional[int] = None):
+        super().__init__(data_dir=data_dir, batch_size=batch_size, val_fraction=val_fraction, split_seed=split_seed,
+                         fold=fold, n_folds=n_folds)
         self.augment = augment
         self.normalize = normalize
         self.predict_dir = predict_dir
@@ -192,7 +193,7 @@ class InMemoryImageDataModule(ResearchDataModule):
     def setup(self, stage: str) -> None:
         if stage in ("fit", "validate") and self.train_set is None:
             images, labels = self.load_split(train=True)
-            train_idx, val_idx = split_indices(len(labels), self.val_fraction, self.split_seed)
+            train_idx, val_idx = self.train_val_indices(len(labels), labels)
             self.train_set = self._dataset(images[train_idx], labels[train_idx], augment=self.augment)
             self.val_set = self._dataset(images[val_idx], labels[val_idx])
         if stage == "predict" and self.predict_dir:

@@ -38,21 +38,25 @@ class DigitsDataModule(InMemoryImageDataModule):
     mean = (0.3051,)
     std = (0.3784,)
 
-    def __init__(self, data_dir: str = "data/datasets", batch_size: int = 64, val_fraction: float = 0.1,
+    def __init__(self, data_dir: Optional[str] = None, batch_size: int = 64, val_fraction: float = 0.1,
                  split_seed: int = 42, augment: bool = False,
-                 normalize: bool = True, predict_dir: Optional[str] = None):
+                 normalize: bool = True, predict_dir: Optional[str] = None, fold: Optional[int] = None,
+                 n_folds: Optional[int] = None):
         """
         Args:
-            data_dir: folder for the decoded-tensor cache (``<data_dir>/digits``; relative to the project root).
+            data_dir: folder for the decoded-tensor cache (``<data_dir>/digits``; relative to the project root);
+                None: $DATA_DIR when set (e.g. in .env), else data/datasets.
             batch_size: samples per batch.
             val_fraction: share of the training part kept for validation.
             split_seed: seed of the fixed train/validation split.
             augment: random crop and flip on training batches.
             normalize: scale pixels to the dataset's mean and std (else to [0, 1], as an autoencoder wants).
             predict_dir: folder of image files for ``main.py predict`` (default: the test split).
+            fold: with ``n_folds``, validate on this fold of a fixed k-fold split of the training data.
+            n_folds: the number of folds (sh/hparams.py --folds writes both).
         """
         super().__init__(data_dir=data_dir, batch_size=batch_size, val_fraction=val_fraction, split_seed=split_seed,
-                         augment=augment, normalize=normalize, predict_dir=predict_dir)
+                         augment=augment, normalize=normalize, predict_dir=predict_dir, fold=fold, n_folds=n_folds)
 
     def raw_files(self, train: bool) -> list[Path]:
         return [sklearn_digits_file()]

@@ -14,7 +14,7 @@ from torchvision import datasets, transforms
 
 from contract import ConfigError, DatasetNotFoundError
 
-from ._common import ResearchDataModule, split_indices
+from ._common import ResearchDataModule
 from ._in_memory import ImageFilesDataset
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -35,14 +35,17 @@ def class_names(folder: Path) -> list[str]:
 class ImageFolderDataModule(ResearchDataModule):
     """RGB images resized to ``image_size``, classes from the sub-folder names of ``train/``."""
 
+    data_subfolder = "images"
     links = {{ '("input_shape",)' if cookiecutter.task == 'autoencoder' else '("num_classes", "input_shape")' }}  # contract point 1
 
-    def __init__(self, data_dir: str = "data/datasets/images", image_size: int = 64, batch_size: int = 64,
+    def __init__(self, data_dir: Optional[str] = None, image_size: int = 64, batch_size: int = 64,
                  val_fraction: float = 0.1, split_seed: int = 42, num_workers: Optional[int] = None,
-                 augment: bool = True, normalize: bool = True, predict_dir: Optional[str] = None):
+                 augment: bool = True, normalize: bool = True, predict_dir: Optional[str] = None,
+                 fold: Optional[int] = None, n_folds: Optional[int] = None):
         """
         Args:
-            data_dir: folder holding ``train/`` (and optional ``val/``, ``test/``); relative to the project root.
+            data_dir: folder holding ``train/`` (and optional ``val/``, ``test/``); relative to the project root;
+                None: ``images/`` under $DATA_DIR when set (e.g. in .env), else data/datasets/images.
             image_size: images are resized to image_size x image_size.
             batch_size: samples per batch.
             val_fraction: share of ``train/`` kept for validation when there is no ``val/``.
@@ -52,9 +55,11 @@ class ImageFolderDataModule(ResearchDataModule):
             augment: random horizontal flip on training images.
             normalize: scale pixels to ImageNet's mean and std (else to [0, 1], as an autoencoder wants).
             predict_dir: folder of image files for ``main.py predict`` (default: the test split).
+            fold: with ``n_folds``, validate on this fold of a fixed k-fold split of the training data.
+            n_folds: the number of folds (sh/hparams.py --folds writes both).
         """
         super().__init__(data_dir=data_dir, batch_size=batch_size, val_fraction=val_fraction, split_seed=split_seed,
-                         num_workers=num_workers)
+                         num_workers=num_workers, fold=fold, n_folds=n_folds)
         if image_size < 1:
             raise ConfigError(f"data.init_args.image_size must be a positive integer, got {image_size!r}")
         self.image_size = image_size
@@ -88,9 +93,12 @@ class ImageFolderDataModule(ResearchDataModule):
         if self.train_set is None:
             train_view = self._folder("train", train=True)
             if (self.data_dir / "val").is_dir():
+                if self.n_folds is not None:
+                    raise ConfigError(f"data.init_args.fold: k-fold validation is carved from train/, but "
+                                      f"{self.data_dir / 'val'} holds a fixed validation set (move it, or drop fold)")
                 self.train_set, self.val_set = train_view, self._folder("val", train=False)
             else:
-                train_idx, val_idx = split_indices(len(train_view), self.val_fraction, self.split_seed)
+                train_idx, val_idx = self.train_val_indices(len(train_view), train_view.targets)
                 eval_view = self._folder("train", train=False)
                 self.train_set = Subset(train_view, train_idx.tolist())
                 self.val_set = Subset(eval_view, val_idx.tolist())

@@ -115,7 +115,7 @@ class TabularDataModule(ResearchDataModule):
                  features: Optional[list[str]] = None, categorical: Optional[list[str]] = None,
                  task: Optional[Literal["classification", "regression"]] = None, batch_size: int = 64,
                  val_fraction: float = 0.2, split_seed: int = 42, test_fraction: float = 0.2,
-                 predict_file: Optional[str] = None):
+                 predict_file: Optional[str] = None, fold: Optional[int] = None, n_folds: Optional[int] = None):
         """
         Args:
             source: a bundled set (breast_cancer, wine, diabetes) or a .csv / .parquet file (relative to the project).
@@ -129,8 +129,11 @@ class TabularDataModule(ResearchDataModule):
             split_seed: seed of the train/validation split.
             test_fraction: share of the rows held out for test (a fixed seed: it never moves).
             predict_file: a table without (or with) the target for ``main.py predict`` (default: the test split).
+            fold: with ``n_folds``, validate on this fold of a fixed k-fold split of the training data.
+            n_folds: the number of folds (sh/hparams.py --folds writes both).
         """
-        super().__init__(batch_size=batch_size, val_fraction=val_fraction, split_seed=split_seed)
+        super().__init__(batch_size=batch_size, val_fraction=val_fraction, split_seed=split_seed, fold=fold,
+                         n_folds=n_folds)
         if not 0.0 < test_fraction < 1.0:
             raise ConfigError(f"data.init_args.test_fraction must be between 0 and 1, got {test_fraction!r}")
         table, self.target, bundled_task = read_table(source, target)
@@ -145,7 +148,8 @@ class TabularDataModule(ResearchDataModule):
         self.categorical = list(categorical) if categorical is not None else [
             c for c in self.feature_columns if table[c].dtype.kind not in "biuf"]
         rest, test = split_indices(len(table), test_fraction, TEST_SPLIT_SEED)
-        train, val = split_indices(len(rest), val_fraction, split_seed)
+        classes = table[self.target].iloc[rest.tolist()].astype(str) if self.task == "classification" else None
+        train, val = self.train_val_indices(len(rest), None if classes is None else classes.factorize()[0])
         self.rows = {"train": rest[train].tolist(), "val": rest[val].tolist(), "test": test.tolist()}
         self.table, self.predict_file = table, predict_file
         self.encoding = TableEncoding.fit(table.iloc[self.rows["train"]], self.feature_columns, self.categorical,

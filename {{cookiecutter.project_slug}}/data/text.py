@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from contract import ConfigError, DatasetNotFoundError, project_path
 
-from ._common import ResearchDataModule, split_indices
+from ._common import ResearchDataModule
 
 PAD, UNK = "<pad>", "<unk>"
 WORD = re.compile(r"\w+|[^\w\s]")
@@ -136,7 +136,8 @@ class TextDataModule(ResearchDataModule):
     def __init__(self, train_file: str = "data/datasets/text/train.csv", test_file: str = "data/datasets/text/test.csv",
                  text_column: str = "text", label_column: str = "label", tokenizer: str = "word",
                  min_freq: int = 1, max_vocab: int = 20000, max_length: int = 256, batch_size: int = 32,
-                 val_fraction: float = 0.1, split_seed: int = 42, predict_file: Optional[str] = None):
+                 val_fraction: float = 0.1, split_seed: int = 42, predict_file: Optional[str] = None,
+                 fold: Optional[int] = None, n_folds: Optional[int] = None):
         """
         Args:
             train_file: labelled texts, .csv or .jsonl (relative to the project folder).
@@ -151,15 +152,18 @@ class TextDataModule(ResearchDataModule):
             val_fraction: share of train_file kept for validation.
             split_seed: seed of that split.
             predict_file: texts (the label column may be absent) for ``main.py predict`` (default: the test file).
+            fold: with ``n_folds``, validate on this fold of a fixed k-fold split of the training data.
+            n_folds: the number of folds (sh/hparams.py --folds writes both).
         """
-        super().__init__(batch_size=batch_size, val_fraction=val_fraction, split_seed=split_seed)
+        super().__init__(batch_size=batch_size, val_fraction=val_fraction, split_seed=split_seed, fold=fold,
+                         n_folds=n_folds)
         self.train_file, self.test_file = project_path(train_file), project_path(test_file)
         self.columns, self.tokenizer, self.max_length = (text_column, label_column), tokenizer, max_length
         self.predict_file = predict_file
         texts, labels = read_texts(self.train_file, *self.columns)
-        train, val = split_indices(len(texts), val_fraction, split_seed)
-        self.rows = {"train": train.tolist(), "val": val.tolist()}
         self.classes = sorted(set(labels))
+        train, val = self.train_val_indices(len(texts), [self.classes.index(label) for label in labels])
+        self.rows = {"train": train.tolist(), "val": val.tolist()}
         if tokenizer.startswith(HF_PREFIX):
             self.hf = hf_tokenizer(tokenizer[len(HF_PREFIX):])
             self.vocabulary = None

@@ -137,6 +137,8 @@ class RunRecorder(Callback):
             "pid": os.getpid(),
             "platform": platform.platform(),
             "devices": device_names(),
+            "accelerator": trainer.strategy.root_device.type,  # cuda | cpu | mps: what trained, with how many
+            "num_devices": trainer.num_devices * trainer.num_nodes,
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
             "logger_runs": run_ids,
             "config": self.config,

@@ -237,6 +237,15 @@ def read_csv(path) -> list:
         return []
 
 
+def number(value) -> Optional[float]:
+    """A CSV or JSON cell as a float; None for an empty, non-numeric or NaN cell."""
+    try:
+        result = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if result != result else result
+
+
 # ----------------------------------------------------------------------------- lock and guard
 
 def try_lock(path: Path) -> Optional[int]:
@@ -370,18 +379,22 @@ def run_status(paths: RunPaths, locked_by_us: bool = False) -> str:
 
 
 def run_summary(paths: Optional[RunPaths]) -> dict:
-    """Duration (all attempts), monitored metric, best score, epochs, test metrics and cost (peak memory, the last
-    epoch's samples/s when the throughput switch measured it) of a run folder (None where absent, and for no
-    folder at all)."""
+    """Duration (all attempts), monitored metric, best score, epochs, test metrics and cost (GPU-hours: GPUs x
+    hours, 0 on a CPU; peak memory; the last epoch's samples/s when the throughput switch measured it) of a run
+    folder (None where absent, and for no folder at all)."""
     manifest = read_json(paths.manifest_file, default={}) if paths else {}
     metrics = read_json(paths.metrics_file, default={}) if paths else {}
     fit = metrics.get("fit") or {}
-    rates = [row.get("train/samples_per_sec") for row in (read_csv(paths.history_file) if paths else [])]
-    rates = [float(rate) for rate in rates if rate]
+    rates = [number(row.get("train/samples_per_sec")) for row in (read_csv(paths.history_file) if paths else [])]
+    rates = [rate for rate in rates if rate is not None]
     attempts = [manifest, *manifest.get("earlier_attempts", [])] if manifest else []
     durations = [a["duration_s"] for a in attempts if isinstance(a.get("duration_s"), (int, float))]
+    duration = sum(durations) if durations else fit.get("duration_s")
+    gpus = manifest.get("num_devices") if manifest.get("accelerator") == "cuda" else 0
+    known = isinstance(duration, (int, float)) and "accelerator" in manifest and isinstance(gpus, int)
     return {
-        "duration_s": sum(durations) if durations else fit.get("duration_s"),
+        "duration_s": duration,
+        "gpu_hours": gpus * duration / 3600 if known else None,
         "monitor": fit.get("monitor"),
         "mode": fit.get("mode"),
         "best_score": fit.get("best_score"),
@@ -473,8 +486,10 @@ def route_outputs(trainer_config, paths: RunPaths) -> None:
             args.save_dir, args.name = str(paths.run_dir), f"{paths.experiment}/{paths.version}"
         elif name == "MLFlowLogger":
             args.experiment_name, args.run_name = paths.experiment, paths.version
-            args.tracking_uri = f"sqlite:///{paths.mlflow_store}"
-            args.artifact_location = (paths.res_dir / "mlartifacts" / paths.experiment).as_uri()
+            server = os.environ.get("MLFLOW_TRACKING_URI")  # e.g. from .env: the team's server keeps the runs
+            args.tracking_uri = server or f"sqlite:///{paths.mlflow_store}"
+            if not server:
+                args.artifact_location = (paths.res_dir / "mlartifacts" / paths.experiment).as_uri()
     for callback in trainer_config.callbacks or []:
         if class_name(callback) in ("ModelCheckpoint", "LatestCheckpoint"):
             callback.init_args.dirpath = str(paths.checkpoint_dir)

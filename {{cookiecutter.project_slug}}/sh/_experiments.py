@@ -38,6 +38,10 @@ from runtime.run_folder import (  # noqa: E402
 )
 
 DEFAULT_RES_DIR = "res"
+# Versions that differ only in these keys repeat one setting (sh/report.py averages them and pairs them up)
+SEED_KEY = "seed_everything"
+FOLD_KEY = "data.init_args.fold"  # sh/hparams.py --folds
+REPEAT_KEYS = (SEED_KEY, FOLD_KEY)
 
 
 # ----------------------------------------------------------------------------- command lines
@@ -51,11 +55,19 @@ class ArgumentParser(argparse.ArgumentParser):
 
     Options added with ``add_arguments_option`` take other programs' arguments as their value, so
     ``-o "--trainer.max_epochs=3"`` works (plain argparse takes such a value for an unknown option).
+    A script's parser prints its shell completion with ``--print_completion bash|zsh|tcsh`` (shtab).
     """
 
     def __init__(self, *args, **kwargs):
+        top_level = "prog" not in kwargs  # argparse names its sub-commands' parsers itself
         super().__init__(*args, **kwargs)
         self._arguments_options = set()
+        if top_level:
+            try:
+                import shtab
+            except ImportError:  # the bake's hook runs sh/structure.py before anything is installed
+                return
+            shtab.add_argument_to(self, "--print_completion", help="print a shell completion script and exit")
 
     def add_arguments_option(self, *flags, **kwargs):
         self._arguments_options.update(flags)

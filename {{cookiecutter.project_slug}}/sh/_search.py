@@ -18,11 +18,10 @@ from pathlib import Path
 
 import yaml
 
-from _experiments import UsageError, merged_configs, project_path, read_yaml
+from _experiments import SEED_KEY, UsageError, merged_configs, project_path, read_yaml
 from runtime.run_folder import flatten
 
 RESERVED = {"seeds", "samples", "sample_seed"}
-SEED_KEY = "seed_everything"
 DOTTED_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 DISTRIBUTIONS = ("choice", "uniform", "log_uniform", "int")
 
@@ -169,8 +168,8 @@ def describe(point: dict) -> str:
     return ", ".join(f"{key}={value}" for key, value in point.items())
 
 
-def check_keys(spec: SearchSpec, experiment_dir: Path, template: Path) -> None:
-    """UsageError for a spec key the experiment's config does not take: a typo would fail every version it writes.
+def check_keys(keys: list, experiment_dir: Path, template: Path, asked_by: str) -> None:
+    """UsageError for a key the experiment's config does not take: a typo would fail every version written with it.
 
     Keys of share.yaml (or, for a new experiment, the template) pass at once; the others are looked up in
     every setting main.py knows for it (jsonargparse, a few seconds), unless the spec also swaps the
@@ -179,11 +178,10 @@ def check_keys(spec: SearchSpec, experiment_dir: Path, template: Path) -> None:
     source = experiment_dir / "share.yaml"
     source = source if source.is_file() else template
     data = read_yaml(source)
-    keys = [param.key for param in spec.params]
     sections = set(data)
     for key in keys:
         if key.split(".")[0] not in sections:
-            raise UsageError(f"search spec {spec.source}: {key} starts with no section of the config "
+            raise UsageError(f"{asked_by}: {key} starts with no section of the config "
                              f"(sections: {', '.join(sorted(sections))})")
     known = set(flatten(data))
     swapped = [key.removesuffix("class_path") for key in keys if key.endswith(".class_path")]
@@ -200,4 +198,4 @@ def check_keys(spec: SearchSpec, experiment_dir: Path, template: Path) -> None:
         if key not in known:
             close = difflib.get_close_matches(key, sorted(known), n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
-            raise UsageError(f"search spec {spec.source}: {source.name} has no setting {key}{hint}")
+            raise UsageError(f"{asked_by}: {source.name} has no setting {key}{hint}")

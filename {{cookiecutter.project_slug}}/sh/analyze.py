@@ -1,3 +1,4 @@
+#!/usr/bin/env python
 """Analyse a trained version on its test split: plots and the numbers behind them, in its run folder.
 
     python sh/analyze.py -e baseline -v 0            # the best checkpoint; writes res/baseline/version_0/analysis/

@@ -1,3 +1,4 @@
+#!/usr/bin/env python
 """Export a trained version's network for use without this project: TorchScript, ONNX, torch.export.
 
     python sh/export.py -e baseline -v 0                         # every format; writes res/baseline/version_0/export/

@@ -1,3 +1,4 @@
+#!/usr/bin/env python
 """Train one experiment version on several processes or nodes, with Lightning's own DDP machinery.
 
     python sh/launch.py torchrun -e baseline -v 0 --nproc 4                 # 4 GPUs of this machine

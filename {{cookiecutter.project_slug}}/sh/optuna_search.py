@@ -1,3 +1,4 @@
+#!/usr/bin/env python
 """Optuna search where every trial is an experiment version, trained the way sh/run.py trains it.
 
     python sh/optuna_search.py -e optuna_lr -s config/search/optuna.yaml --trials 20
@@ -191,7 +192,7 @@ def main(argv=None) -> int:
     if not template.is_file():
         raise UsageError(f"template {template} does not exist")
     spec = load_spec(args.spec, SETTINGS)
-    check_keys(spec, experiment_dir, template)
+    check_keys([param.key for param in spec.params], experiment_dir, template, f"search spec {spec.source}")
     main_args = split_main_args(args.other_para)
     share = experiment_dir / "share.yaml"
     [config] = merged_configs([["fit", "-c", str(share if share.is_file() else template), *main_args]])

@@ -1,3 +1,4 @@
+#!/usr/bin/env python
 """Create or extend an experiment tree under config/.
 
     python sh/structure.py -e resnet -v 3 [-c ./config] [-t ./config/template.yaml] [-d "why"]

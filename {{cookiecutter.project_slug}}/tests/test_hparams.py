@@ -134,3 +134,25 @@ def test_two_processes_adding_versions_at_once_never_share_a_folder(tmp_path):
         assert text.startswith(f"# exp/version_{k}: only the keys")  # one writer per folder
         points.append(yaml.safe_dump(yaml.safe_load(text)))
     assert len(set(points)) == 8 and all(points.count(point) == 2 for point in points)  # each process's 8 points
+
+
+def test_hparams_folds_writes_one_version_per_point_and_fold(tmp_path, capsys):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("optimizer.init_args.lr: [1.0e-3, 1.0e-2]\n")
+    config = tmp_path / "config"
+    assert hparams.main(["-e", "cv", "-s", str(spec), "--folds", "3", "-c", str(config)]) == 0
+    written = [yaml.safe_load((config / "cv" / f"version_{k}" / "version.yaml").read_text()) for k in range(6)]
+    assert [(v["optimizer"]["init_args"]["lr"], v["data"]["init_args"]["fold"]) for v in written] == [
+        (lr, fold) for lr in (1e-3, 1e-2) for fold in range(3)]
+    assert {v["data"]["init_args"]["n_folds"] for v in written} == {3}
+    assert "run them: python sh/run.py -e cv -b 0 -t 6" in capsys.readouterr().out
+    assert hparams.main(["-e", "cv_alone", "--folds", "3", "-c", str(config)]) == 0  # share.yaml, 3 times
+    assert len(list((config / "cv_alone").glob("version_*/version.yaml"))) == 3
+
+
+def test_hparams_folds_below_two_or_without_anything_to_write_is_refused(tmp_path):
+    with pytest.raises(UsageError, match="--folds must be at least 2"):
+        hparams.main(["-e", "cv", "--folds", "1", "-c", str(tmp_path / "config")])
+    with pytest.raises(UsageError, match="say what to write"):
+        hparams.main(["-e", "cv", "-c", str(tmp_path / "config")])
+    assert not (tmp_path / "config" / "cv").exists()

@@ -49,7 +49,7 @@ def merged(base: dict, override: dict) -> dict:
     return result
 
 
-def fabricate(tmp_path, k, status, best=None, test=None, epochs=3, experiment="sweep"):
+def fabricate(tmp_path, k, status, best=None, test=None, epochs=3, experiment="sweep", **manifest):
     """The files a run leaves: config.yaml, manifest.json, metrics.json, history.csv (val/acc rising to ``best``)."""
     run_dir = tmp_path / "res" / experiment / f"version_{k}"
     run_dir.mkdir(parents=True)
@@ -57,7 +57,7 @@ def fabricate(tmp_path, k, status, best=None, test=None, epochs=3, experiment="s
     trained = merged(yaml.safe_load((configs / "share.yaml").read_text()),
                      yaml.safe_load((configs / f"version_{k}" / "version.yaml").read_text()) or {})
     (run_dir / "config.yaml").write_text(yaml.safe_dump(trained))
-    (run_dir / "manifest.json").write_text(json.dumps({"status": status, "duration_s": 10.0 + k}))
+    (run_dir / "manifest.json").write_text(json.dumps({"status": status, "duration_s": 10.0 + k, **manifest}))
     if best is not None:
         fit = {"status": "finished", "monitor": "val/acc", "best_score": best, "epochs": epochs}
         (run_dir / "metrics.json").write_text(json.dumps({"fit": fit, "test": {"test/acc": test, "test/loss": 0.5}}))
@@ -253,3 +253,102 @@ def test_a_metric_monitored_with_mode_min_is_best_when_lowest(tmp_path, capsys):
     with open(tmp_path / "out" / "runs.csv", newline="") as f:
         runs = list(csv.DictReader(f))
     assert [float(r["best val/loss"]) for r in runs[:2]] == [0.5, 0.4]
+
+
+def read_rows(path) -> list:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_the_folds_of_a_setting_are_averaged_like_seeds(tmp_path, capsys):
+    experiment_dir, _ = ensure_experiment("cv", tmp_path / "config", TEMPLATE)
+    share = experiment_dir / "share.yaml"
+    share.write_text(share.read_text().replace("  res_dir: res\n", f"  res_dir: {tmp_path / 'res'}\n", 1))
+    scores = {0.001: [0.80, 0.84, 0.82], 0.01: [0.60, 0.64, None]}  # fold 2 of lr 0.01 failed
+    k = 0
+    for lr, by_fold in scores.items():
+        for fold, score in enumerate(by_fold):
+            add_version(experiment_dir, f"optimizer:\n  init_args:\n    lr: {lr}\n"
+                                        f"data:\n  init_args:\n    fold: {fold}\n    n_folds: 3\n")
+            fabricate(tmp_path, k, "finished" if score else "failed", best=score, test=score, experiment="cv")
+            k += 1
+    assert report.main(["-e", "cv", "-c", str(tmp_path / "config"), "--out", str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr().out
+    assert "mean ± std over folds" in printed and "0.8200 ± 0.0200" in printed
+    groups = read_rows(tmp_path / "out" / "groups.csv")
+    assert [(g["optimizer.init_args.lr"], g["finished"]) for g in groups] == [("0.001", "3"), ("0.01", "2")]
+    assert "data.init_args.fold" not in groups[0] and float(groups[1]["best val/acc mean"]) == pytest.approx(0.62)
+
+
+def test_baseline_pairs_runs_by_seed_finds_a_planted_difference_and_says_n_too_small(tmp_path, capsys):
+    make_sweep(tmp_path)  # lr 0.001 (seeds 0, 1), lr 0.01 (seeds 0, 1), lr 0.1 (seed 0)
+    for k, best in enumerate([0.80, 0.82, 0.50, 0.51, 0.9]):
+        fabricate(tmp_path, k, "finished", best=best, test=best)
+    assert report.main(["-e", "sweep", "-c", str(tmp_path / "config"), "--out", str(tmp_path / "out"),
+                        "--baseline", "lr=0.001"]) == 0
+    printed = capsys.readouterr().out
+    assert "against the baseline lr=0.001" in printed and "paired t-test" in printed and "n too small" in printed
+    rows = {row["optimizer.init_args.lr"]: row for row in read_rows(tmp_path / "out" / "comparison.csv")}
+    assert set(rows) == {"0.01", "0.1"}  # the baseline is not compared with itself
+    planted = rows["0.01"]
+    assert planted["test"] == "paired t-test" and (planted["n"], planted["n_baseline"]) == ("2", "2")
+    assert float(planted["difference"]) == pytest.approx(-0.305)
+    assert float(planted["ci_low"]) < -0.305 < float(planted["ci_high"]) < 0 and float(planted["p_value"]) < 0.05
+    assert planted["ci_excludes_0"] == "True" and planted["verdict"] == "worse"
+    assert rows["0.1"]["test"] == "n too small" and rows["0.1"]["difference"] == "" and rows["0.1"]["n"] == "1"
+
+
+def test_baseline_without_matching_seeds_uses_welchs_test_and_a_version_can_name_it(tmp_path, capsys):
+    experiment_dir = make_sweep(tmp_path)
+    for seed in (5, 6):  # lr 0.1 again, with seeds the baseline never ran
+        add_version(experiment_dir, f"optimizer:\n  init_args:\n    lr: 0.1\nseed_everything: {seed}\n")
+    for k, best in enumerate([0.80, 0.82, 0.81, 0.80, 0.79, 0.80, 0.83]):
+        fabricate(tmp_path, k, "finished", best=best, test=best)
+    assert report.main(["-e", "sweep", "-c", str(tmp_path / "config"), "--out", str(tmp_path / "out"),
+                        "--baseline", "version_1"]) == 0
+    rows = {row["optimizer.init_args.lr"]: row for row in read_rows(tmp_path / "out" / "comparison.csv")}
+    assert rows["0.01"]["test"] == "paired t-test" and rows["0.1"]["test"] == "Welch's t-test"
+    assert rows["0.1"]["n"] == "3" and rows["0.1"]["ci_excludes_0"] == "False"
+    assert rows["0.1"]["verdict"] == "no clear difference" and float(rows["0.1"]["p_value"]) > 0.05
+
+
+@pytest.mark.parametrize("baseline, message", [
+    ("version_9", "no such version"),
+    ("dropout=0.1", "'dropout' names 0 of the settings that vary"),
+    ("lr=0.5", "matches 0 settings"),
+    ("lr", "is not key=value"),
+])
+def test_a_baseline_that_names_no_single_setting_is_one_error(tmp_path, baseline, message):
+    make_sweep(tmp_path)
+    fabricate(tmp_path, 0, "finished", best=0.8, test=0.7)
+    with pytest.raises(UsageError, match=message):
+        report.main(["-e", "sweep", "-c", str(tmp_path / "config"), "--baseline", baseline])
+
+
+def test_cost_columns_count_gpu_hours_as_devices_times_hours(tmp_path, capsys):
+    make_sweep(tmp_path)
+    fabricate(tmp_path, 0, "finished", best=0.8, test=0.7, accelerator="cuda", num_devices=2, duration_s=1800,
+              peak_memory_mb=900.0)
+    fabricate(tmp_path, 1, "finished", best=0.8, test=0.7, accelerator="cuda", num_devices=2, duration_s=3600,
+              peak_memory_mb=1200.0)
+    fabricate(tmp_path, 2, "finished", best=0.6, test=0.5, accelerator="cpu", num_devices=1)
+    assert report.main(["-e", "sweep", "-c", str(tmp_path / "config"), "--out", str(tmp_path / "out")]) == 0
+    runs = read_rows(tmp_path / "out" / "runs.csv")
+    assert [r["gpu_hours"] for r in runs[:4]] == ["1.0", "2.0", "0.0", ""]  # version_3 never ran
+    group = read_rows(tmp_path / "out" / "groups.csv")[0]
+    assert (float(group["gpu_hours"]), float(group["peak_memory_mb"])) == (3.0, 1200.0)
+    assert float(group["median_duration_s"]) == 2700.0
+
+
+def test_html_report_holds_the_tables_and_every_figure(tmp_path, capsys):
+    make_sweep(tmp_path)
+    for k, best in enumerate([0.80, 0.82, 0.50, 0.51]):
+        fabricate(tmp_path, k, "finished", best=best, test=best)
+    assert report.main(["-e", "sweep", "-c", str(tmp_path / "config"), "--baseline", "0", "--html"]) == 0
+    page = (tmp_path / "res" / "sweep" / "report.html").read_text()
+    figures = sorted((tmp_path / "res" / "sweep" / "report").glob("*.png"))
+    assert len(figures) == 2 and page.count('src="data:image/png;base64,') == len(figures)
+    for title in ("<h2>runs</h2>", "<h2>settings: mean ± std over seeds</h2>", "against the baseline"):
+        assert title in page
+    assert 'class="worse"' in page and "paired t-test" in page
+    assert "http" not in page.replace("http-equiv", "")  # nothing to fetch: it opens offline

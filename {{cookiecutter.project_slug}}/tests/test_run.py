@@ -424,3 +424,39 @@ def test_the_seed_s_example_commands_work_as_written(tmp_path, monkeypatch, caps
     assert run.main(shlex.split(command)[2:]) == 0
     ran = re.findall(r"\] finished +(\w+)/version_(\d+)", capsys.readouterr().out)
     assert sorted((name, int(k)) for name, k in ran) == sorted(expected)
+
+
+def test_slurm_dry_run_prints_the_array_and_leaves_out_what_has_nothing_to_do(tmp_path, capsys):
+    make_experiment(tmp_path)
+    write_run(tmp_path, "exp", 1, status="finished")
+    lines = dry_run(capsys, tmp_path, "-e", "exp", "--all_ver", "--slurm", "--partition", "gpu", "--time", "1:30:00",
+                    "--gpus-per-run", "2", "--mem", "32G")
+    assert "# not submitted exp/version_1: skipped: finished (--rerun runs it again)" in lines
+    assert lines[1].startswith("# job array of 3 task(s)") and "partition gpu, 90 min, 2 GPU(s), 8 CPUs" in lines[1]
+    assert versions_in([line for line in lines if not isinstance(line, str)]) == [0, 2, 3]
+    assert not (tmp_path / "res" / "slurm").exists()
+
+
+@pytest.mark.parametrize("text, minutes", [("90", 90), ("1:30:00", 90), ("2-00:00:00", 2880), ("45:30", 46)])
+def test_slurm_time_limits_are_read_in_slurms_formats(text, minutes):
+    from _slurm import minutes as read_minutes
+
+    assert read_minutes(text) == minutes
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--partition", "gpu"], "--partition: only with --slurm"),
+    (["--slurm", "--time", "soon"], "--time 'soon': give minutes"),
+    (["--slurm", "--jobs", "2"], "--gpus and --jobs share out this machine"),
+    (["--slurm", "--cpus-per-run", "0"], "--cpus-per-run must be at least 1"),
+])
+def test_slurm_flags_that_cannot_work_are_refused(tmp_path, args, message):
+    make_experiment(tmp_path)
+    with pytest.raises(UsageError, match=re.escape(message)):
+        run.main(["-c", str(tmp_path / "config"), "-e", "exp", "--all_ver", *args])
+
+
+def test_run_py_prints_its_shell_completion():
+    printed = subprocess.run([sys.executable, str(PROJECT_ROOT / "sh" / "run.py"), "--print_completion", "bash"],
+                             capture_output=True, text=True, check=True).stdout
+    assert "complete -o bashdefault -F _shtab_run_py run.py" in printed and "--all_ver" in printed
