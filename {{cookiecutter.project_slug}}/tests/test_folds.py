@@ -39,7 +39,7 @@ def test_the_datamodules_folds_are_disjoint_and_cover_its_training_data(tmp_path
         dm.prepare_data()
         dm.setup("fit")
         train, val = set(dm.train_indices.tolist()), set(dm.val_indices.tolist())
-        assert not train & val and len(dm.val_set) == len(val)
+        assert not train & val and len(dm.val_dataloader().dataset) == len(val)
         seen.append(val)
         sizes.add(len(train) + len(val))
     assert len(sizes) == 1, "every fold splits the same training data"
