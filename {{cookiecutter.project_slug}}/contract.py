@@ -19,15 +19,21 @@ with everything the project has: run folders, records, resume, loggers, searches
    A predict dataset may give ``sample_ids`` (the first column); else it is the sample's index.
 4. **Errors.** Raise ``DatasetNotFoundError`` when data files are missing (say where to put them) and
    ``ConfigError`` for a setting your class cannot work with: main.py prints either as one ``ERROR:``
-   line. Any other exception is a bug and keeps its traceback.
+   line. Any other exception is a bug and keeps its traceback. A checkpoint file your code opens goes
+   through ``load_checkpoint`` (or ``check_checkpoint``), which turns a truncated or foreign file into
+   one such line.
 5. **Paths.** A relative path in a config is relative to the project folder: ``project_path`` resolves it.
 
 main.py checks each part as early as it can be known: the links and the model's arguments before
 anything is built, the monitored metric after the first validation (the sanity check included), the
 predictions at the first predict batch. A breach is one ``ERROR:`` line naming what is missing.
-This module holds the two errors and those checks (standard library only: sh/ scripts use it too).
+This module holds the two errors and those checks (standard library only: sh/ scripts use it too; torch is
+imported inside the functions that need it).
 """
 import inspect
+import pickle
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Optional
 
@@ -46,6 +52,46 @@ def project_path(path) -> Path:
     """A path from a config: relative paths are taken from the project folder, whatever the current one."""
     path = Path(path).expanduser()
     return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+LIGHTNING_ENTRIES = (b"state_dict", b"pytorch-lightning_version")  # keys of every checkpoint Lightning writes
+
+
+def check_checkpoint(path, lightning: bool = True) -> Path:
+    """``path`` as a Path when it is a complete torch checkpoint (and, with ``lightning``, one Lightning wrote);
+    else ConfigError naming the file and what is wrong with it.
+
+    Cheap: the zip archive's directory (at its end, so a truncated file fails) and its pickle (CRC-checked)
+    are read; tensors are not.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"checkpoint {path} does not exist")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            pickled = next((name for name in archive.namelist() if name.endswith("data.pkl")), None)
+            data = archive.read(pickled) if pickled else None
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as error:
+        raise ConfigError(f"{path} is not a readable checkpoint: truncated, or not a torch file ({error})") from None
+    if data is None:
+        raise ConfigError(f"{path} is not a readable checkpoint: a zip archive without torch's data.pkl")
+    if lightning and not all(entry in data for entry in LIGHTNING_ENTRIES):
+        raise ConfigError(f"{path} is not a Lightning checkpoint: a torch file without Lightning's state_dict and "
+                          f"pytorch-lightning_version entries (a bare state_dict or another program's file?)")
+    return path
+
+
+def load_checkpoint(path, lightning: bool = True) -> dict:
+    """The checkpoint at ``path`` loaded on the CPU, after ``check_checkpoint``; a file torch cannot unpickle
+    (a class from another project, a damaged tensor) is a ConfigError too."""
+    import torch
+
+    path = check_checkpoint(path, lightning)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, ImportError, AttributeError, ValueError) as error:
+        raise ConfigError(f"{path} is not a readable checkpoint: torch could not load it "
+                          f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})") from None
 
 
 def links_of(datamodule_class) -> tuple:

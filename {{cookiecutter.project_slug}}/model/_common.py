@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torchvision import models
 
-from contract import ConfigError
+from contract import ConfigError, check_checkpoint
 
 
 def small_resnet18(input_shape) -> tuple[nn.Module, int]:
@@ -68,6 +68,11 @@ def pretrained_resnet(name: str):
 
     def build(input_shape) -> tuple[nn.Module, int]:
         cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+        if cached.exists():  # a damaged file (an interrupted download) is named, not loaded
+            try:
+                check_checkpoint(cached, lightning=False)
+            except ConfigError as error:
+                raise ConfigError(f"backbone {name}_pretrained: {error}; delete it to download it again") from None
         try:
             net = models.get_model(name, weights=weights)
         except Exception as error:  # noqa: BLE001 - no network, a proxy, a truncated file: the same advice

@@ -2,10 +2,12 @@
 the logger{% endif %}."""
 {%- if cookiecutter.task == 'autoencoder' %}
 import os
-{%- endif %}
 from pathlib import Path
+{%- endif %}
 
 from torch import nn
+
+from contract import check_checkpoint
 
 
 def load_network(checkpoint_path, map_location: str = "cpu") -> nn.Module:
@@ -16,7 +18,8 @@ def load_network(checkpoint_path, map_location: str = "cpu") -> nn.Module:
     """
     from .{{ cookiecutter.__model_module }} import {{ cookiecutter.__model_class }}
 
-    module = {{ cookiecutter.__model_class }}.load_from_checkpoint(Path(checkpoint_path), map_location=map_location)
+    module = {{ cookiecutter.__model_class }}.load_from_checkpoint(check_checkpoint(checkpoint_path),
+                                                                 map_location=map_location)
     return module.net.eval()
 {%- if cookiecutter.task == 'autoencoder' %}
 

@@ -7,7 +7,7 @@ from pytorch_lightning import LightningModule
 from pytorch_lightning.callbacks import BackboneFinetuning
 from torch import nn
 
-from contract import ConfigError, project_path
+from contract import ConfigError, load_checkpoint, project_path
 
 from ._common import BACKBONES, build_backbone
 from ._metrics import classification_metrics
@@ -34,7 +34,7 @@ def load_encoder(backbone: nn.Module, checkpoint_path: str, name: str, input_sha
     path = project_path(checkpoint_path)
     if not path.is_file():
         raise ConfigError(f"encoder_checkpoint {path} does not exist")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    checkpoint = load_checkpoint(path)
     prefix = "net.encoder.backbone."
     weights = {k[len(prefix):]: v for k, v in checkpoint.get("state_dict", {}).items() if k.startswith(prefix)}
     trained = checkpoint.get("hyper_parameters", {})

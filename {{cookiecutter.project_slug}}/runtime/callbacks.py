@@ -9,6 +9,7 @@ import resource
 import socket
 import sys
 import time
+import traceback
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -71,6 +72,23 @@ def peak_memory() -> dict:
         return {"peak_memory_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1), "peak_memory_of": "cuda"}
     return {"peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "peak_memory_of": "rss"}
+
+
+LOGGER_PACKAGES = ("tensorboard", "tensorboardX", "mlflow", "wandb")
+
+
+def failing_logger(error: BaseException) -> Optional[str]:
+    """The logger whose code raised ``error`` (a logger package, or Lightning's loggers), else None: its own writes,
+    some made by a background thread, fail where no result file of the project is named."""
+    frames = traceback.extract_tb(error.__traceback__)
+    for frame in reversed(frames):
+        parts = Path(frame.filename).parts
+        if "loggers" in parts and "pytorch_lightning" in parts:
+            return Path(frame.filename).stem
+        found = next((package for package in LOGGER_PACKAGES if package in parts), None)
+        if found:
+            return found
+    return None
 
 
 def _ending(error: BaseException) -> tuple:
@@ -150,15 +168,19 @@ class RunRecorder(Callback):
             os.close(self._lock_fd)
             self._lock_fd = None
 
-    def finish(self, status: str, exit_status: int = 0, error: Optional[str] = None) -> None:
-        """Record how the fit ended (when it got as far as starting) and unlock the version."""
+    def finish(self, status: str, exit_status: int = 0, error: Optional[str] = None, **details) -> None:
+        """Record how the fit ended (when it got as far as starting) and unlock the version. A failed fit's record is
+        written where space allows: a disk too full for it keeps the manifest of the start, and the first error."""
         if not self.enabled:
             return
         try:
             if self.data is not None:
                 self.data.update(status=status, exit_status=exit_status, error=error, end_time=now(),
-                                 duration_s=round(time.monotonic() - self.started, 3), **peak_memory())
+                                 duration_s=round(time.monotonic() - self.started, 3), **peak_memory(), **details)
                 write_json_atomic(self.paths.manifest_file, self.data)
+        except OSError:
+            if status == "finished":
+                raise
         finally:
             self._release()
 
@@ -170,7 +192,8 @@ class RunRecorder(Callback):
         except BaseException as error:
             status, code = _ending(error)
             message = f"{type(error).__name__}: {error}" if status == "failed" else f"stopped ({type(error).__name__})"
-            self.finish(status, code, message[:1000])
+            logger = failing_logger(error) if status == "failed" else None
+            self.finish(status, code, message[:1000], **({"failed_logger": logger} if logger else {}))
             raise
 
     def summary(self, trainer, monitor: str, mode: str) -> dict:

@@ -44,8 +44,10 @@ from .callbacks import (
 from .errors import cause_of_type, one_line, parse_error_message, refused_setting
 from .preflight import preflight
 from .run_folder import (
+    DISK_FULL,
     LIGHTNING_RESUME_NAMES,
     PROJECT_ROOT,
+    ResultsNotWritten,
     RunPaths,
     StoresMadeWhileBuilding,
     class_name,
@@ -57,6 +59,7 @@ from .run_folder import (
     route_outputs,
     version_identity,
     with_version_identity,
+    write_problem,
 )
 
 
@@ -130,6 +133,19 @@ def watch_monitor(trainer_config, run_config) -> None:
             score = "{" + run_config.monitor + ":.4f}"  # e.g. epoch007-val_acc0.9812.ckpt
             args.filename = "epoch{epoch:03d}-" + run_config.monitor.replace("/", "_") + score
             args.auto_insert_metric_name = False
+
+
+@contextmanager
+def checkpoint_fits(ckpt_path):
+    """A checkpoint whose weights do not fit the configured model (another model's, or other settings') is a
+    ConfigError naming it, not torch's page of missing and unexpected keys."""
+    try:
+        yield
+    except RuntimeError as error:
+        if ckpt_path and str(error).startswith("Error(s) in loading state_dict"):
+            raise ConfigError(f"--ckpt_path {ckpt_path}: the checkpoint's weights do not fit this model "
+                              f"({one_line(error)[:300]})") from error
+        raise
 
 
 class ResearchCLI(LightningCLI):
@@ -225,8 +241,20 @@ class ResearchCLI(LightningCLI):
         use_atomic_checkpoints(self.trainer)
 
     def fit(self, **kwargs) -> None:
-        with self.recorder.watching():
+        with self.recorder.watching(), checkpoint_fits(kwargs.get("ckpt_path")):
             self.trainer.fit(**kwargs)
+
+    def validate(self, **kwargs) -> None:
+        with checkpoint_fits(kwargs.get("ckpt_path")):
+            self.trainer.validate(**kwargs)
+
+    def test(self, **kwargs) -> None:
+        with checkpoint_fits(kwargs.get("ckpt_path")):
+            self.trainer.test(**kwargs)
+
+    def predict(self, **kwargs) -> None:
+        with checkpoint_fits(kwargs.get("ckpt_path")):
+            self.trainer.predict(**kwargs)
 
     def after_fit(self) -> None:
         """Record the fit, log its settings with its best score (TensorBoard's HPARAMS tab), test what it made.
@@ -295,7 +323,10 @@ def reported_errors(args=None):
         print(f"ERROR: {parse_error_message(error, sys.argv[1:] if args is None else args)}", file=sys.stderr)
         outcome.exit_code = 2
     except Exception as error:  # jsonargparse wraps what a class raises while it is instantiated
-        known = cause_of_type(error, (ConfigError, DatasetNotFoundError))
+        known = cause_of_type(error, (ConfigError, DatasetNotFoundError, ResultsNotWritten))
+        disk = cause_of_type(error, (OSError,))
+        if known is None and disk is not None and disk.errno in DISK_FULL:  # a logger's own write, say
+            known = write_problem(disk)
         if known is None:
             raise
         print(f"ERROR: {one_line(known)}", file=sys.stderr)

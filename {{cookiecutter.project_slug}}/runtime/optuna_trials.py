@@ -9,6 +9,7 @@ normally and keeps its results), records ``pruned_at_epoch`` on the trial for th
 ``run_status`` ``pruned`` for the run's manifest.json and metrics.json. A trial that already finished
 (a re-run) trains without reporting.
 """
+import re
 import warnings
 from typing import Optional, Union
 
@@ -34,9 +35,37 @@ def make_pruner(setting) -> optuna.pruners.BasePruner:
     raise ValueError(f"pruner must be median, none, or median: with MedianPruner arguments, got {setting!r}")
 
 
+def masked(url: str) -> str:
+    """``url`` with any password replaced by ``***``."""
+    return re.sub(r"(://[^/:@]*:)[^/@]*@", r"\1***@", url)
+
+
+def open_storage(url: str) -> optuna.storages.RDBStorage:
+    """The study database at ``url``, opened (its tables made when new): the one place a storage URL is opened.
+    ConfigError naming the URL (password masked) when it is malformed, names an unknown database, needs a driver
+    that is not installed, or the database does not answer."""
+    import sqlalchemy.exc
+
+    try:
+        return optuna.storages.RDBStorage(url)
+    except sqlalchemy.exc.NoSuchModuleError:
+        why = f"unknown database kind {url.split(':', 1)[0]!r} (sqlite, postgresql, mysql ...)"
+    except sqlalchemy.exc.ArgumentError as error:
+        why = f"not a database URL ({one_line(error)}); e.g. sqlite:///res/opt/optuna.db or postgresql://user@host/db"
+    except ImportError as error:
+        why = f"its database driver is not installed ({one_line(error.__cause__ or error)})"
+    except sqlalchemy.exc.SQLAlchemyError as error:
+        why = f"the database does not answer ({one_line(getattr(error, 'orig', None) or error)[:200]})"
+    raise ConfigError(f"--storage {masked(url)}: {why}")
+
+
+def one_line(error) -> str:
+    return " ".join(str(error).split())
+
+
 def was_pruned(storage: str, trial: optuna.trial.Trial) -> bool:
     """Whether the training process marked ``trial`` pruned; read from the database, past this process's cache."""
-    return PRUNED_AT in optuna.storages.RDBStorage(storage).get_trial(trial._trial_id).user_attrs
+    return PRUNED_AT in open_storage(storage).get_trial(trial._trial_id).user_attrs
 
 
 def load_trial(storage: str, study_name: str, trial_number: int, pruner) -> Optional[optuna.trial.Trial]:
@@ -44,7 +73,7 @@ def load_trial(storage: str, study_name: str, trial_number: int, pruner) -> Opti
 
     None when the trial has finished already; KeyError when the study or the trial does not exist.
     """
-    study = optuna.load_study(study_name=study_name, storage=storage, pruner=make_pruner(pruner))
+    study = optuna.load_study(study_name=study_name, storage=open_storage(storage), pruner=make_pruner(pruner))
     trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, trial_number)
     if study._storage.get_trial(trial_id).state.is_finished():
         return None

@@ -18,13 +18,16 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
-from contract import PROJECT_ROOT, ConfigError, project_path
+from contract import PROJECT_ROOT, ConfigError, check_checkpoint, project_path
+
+from .errors import cause_of_type
 
 # An experiment or version name: one folder level, no hidden or parent folder, no spaces.
 FOLDER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -174,27 +177,79 @@ def _umask() -> int:
     return mask
 
 
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # no space, over quota, over the file-size limit: alike
+PAUSE_WRITING_ENV = "RESEARCH_TEST_PAUSE_WRITING"  # test-only: a file name whose writes stop after the first chunk
+
+
+class ResultsNotWritten(OSError):
+    """A results file could not be written (a full disk, a quota, permissions); main.py prints one ``ERROR:`` line."""
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+def write_problem(error: OSError, path=None) -> str:
+    """One line: which file could not be written, and why."""
+    target = path or error.filename or "a results file"
+    why = "the disk is full (or over its quota or file-size limit)" if error.errno in DISK_FULL else "it failed"
+    return f"could not write {target}: {why} ({error.strerror or error})"
+
+
+class _PausedHalfway:
+    """Test-only (``PAUSE_WRITING_ENV``): writes the first chunk, marks ``<file>.paused`` and sleeps, so that a
+    test can kill the process in the middle of a write."""
+
+    def __init__(self, file, path: Path):
+        self.file, self.path = file, path
+
+    def write(self, data):
+        written = self.file.write(data)
+        self.file.flush()
+        Path(f"{self.path}.paused").touch()
+        time.sleep(3600)
+        return written
+
+    def __getattr__(self, name):
+        return getattr(self.file, name)
+
+
 @contextmanager
 def atomic_file(path, mode: str = "w"):
     """Open a temporary file beside ``path`` for writing; on success it is synced and renamed over ``path``.
 
-    A crash or an exception inside the block leaves ``path`` as it was and no temporary behind.
+    A crash or an exception inside the block leaves ``path`` as it was and no temporary behind; a write
+    that fails (a full disk, no permission) raises ResultsNotWritten naming ``path``.
     The file gets the permissions a plain ``open(path, "w")`` would give (0666 minus the umask),
     not mkstemp's private 0600, so results stay readable by the group on a shared cluster.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    path, tmp = Path(path), None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, mode) as f:
-            yield f
+            yield _PausedHalfway(f, path) if os.environ.get(PAUSE_WRITING_ENV) == path.name else f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as error:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        failed = cause_of_type(error, (OSError,))  # torch's writer raises "unexpected pos" from the OSError
+        if failed is not None and not isinstance(failed, ResultsNotWritten):
+            raise ResultsNotWritten(failed.errno, write_problem(failed, path)) from error
         raise
+
+
+HALF_WRITTEN = re.compile(r"\..+\.[a-z0-9_]{8}")  # atomic_file's temporaries: ".<name>.<mkstemp's 8 characters>"
+
+
+def remove_half_written(folder: Path) -> None:
+    """Delete the temporaries a process killed in the middle of a write left under ``folder`` (call it holding the
+    folder's lock: then no write is under way)."""
+    for path in folder.rglob(".*") if folder.is_dir() else ():
+        if path.is_file() and HALF_WRITTEN.fullmatch(path.name):
+            path.unlink(missing_ok=True)
 
 
 def write_text_atomic(path, text: str) -> None:
@@ -249,9 +304,13 @@ def number(value) -> Optional[float]:
 # ----------------------------------------------------------------------------- lock and guard
 
 def try_lock(path: Path) -> Optional[int]:
-    """An open descriptor holding an exclusive flock on ``path``, or None when another process holds it."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    """An open descriptor holding an exclusive flock on ``path``, or None when another process holds it;
+    ResultsNotWritten when its folder cannot be made (a file in the way, no permission, a full disk)."""
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as error:
+        raise ResultsNotWritten(error.errno, write_problem(error, path)) from error
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as error:
@@ -302,8 +361,9 @@ def clear_results(paths: RunPaths, resuming: bool, overwrite: bool) -> None:
     """Make sure a new fit does not mix with an earlier run's results in ``paths.run_dir``.
 
     Resuming continues them; ``overwrite`` (implied for the scratch folder of debug runs) removes them
-    first; otherwise ConfigError, and nothing is touched.
+    first; otherwise ConfigError, and nothing else is touched. Temporaries a killed write left go first.
     """
+    remove_half_written(paths.run_dir)
     existing = paths.result_entries()
     if not existing or resuming:
         return
@@ -434,16 +494,53 @@ def resolve_checkpoint(ckpt_path: Optional[str], paths: RunPaths, subcommand: st
             return None
         raise ConfigError(f"{subcommand} needs --ckpt_path: best or last (of run {paths.run_dir}) or a checkpoint file")
     if subcommand == "fit" and ckpt_path in LIGHTNING_RESUME_NAMES:
-        return ckpt_path
-    if ckpt_path == "best":
-        return str(best_checkpoint(paths))
-    path = paths.last_checkpoint if ckpt_path == "last" else user_path(ckpt_path)
+        path = requeue_checkpoint(paths)  # Lightning picks the same file and loads it; it is checked here first
+    elif ckpt_path == "best":
+        path = best_checkpoint(paths)
+    else:
+        path = paths.last_checkpoint if ckpt_path == "last" else user_path(ckpt_path)
+    if path.is_dir():
+        raise ConfigError(f"--ckpt_path {ckpt_path}: {path} is a folder; name a checkpoint file in it")
     if not path.is_file():
         if subcommand == "fit" and ckpt_path == "last":
             print(f"--ckpt_path last: {path} does not exist yet; training starts from the beginning", file=sys.stderr)
             return None
         raise ConfigError(f"--ckpt_path {ckpt_path}: checkpoint {path} does not exist")
-    return str(path)
+    try:
+        check_checkpoint(path)
+    except ConfigError as error:
+        resuming = subcommand == "fit" and ckpt_path in ("last", *LIGHTNING_RESUME_NAMES)
+        other = newest_readable_checkpoint(paths, but=path) if resuming else None
+        instead = (f"; the newest readable checkpoint of this run is {other}: resume from it with --ckpt_path "
+                   f"{other}, or start over with --run.overwrite true" if other else
+                   f"; {paths.run_dir} holds no other readable checkpoint: start over with --run.overwrite true"
+                   if resuming else "")
+        named = f"--ckpt_path {ckpt_path}: " if ckpt_path in ("best", "last", *LIGHTNING_RESUME_NAMES) else ""
+        raise ConfigError(f"{named}{error}{instead}") from None
+    return ckpt_path if ckpt_path in LIGHTNING_RESUME_NAMES else str(path)
+
+
+def requeue_checkpoint(paths: RunPaths) -> Path:
+    """The checkpoint ``--ckpt_path hpc`` resumes from: the highest-numbered ``hpc_ckpt_<n>.ckpt`` of the run folder,
+    where Lightning saves one when SLURM warns of preemption or the time limit."""
+    saved = {int(path.stem.rsplit("_", 1)[1]): path for path in paths.run_dir.glob("hpc_ckpt_*.ckpt")
+             if path.stem.rsplit("_", 1)[1].isdigit()}
+    if not saved:
+        raise ConfigError(f"--ckpt_path hpc: {paths.run_dir} holds no SLURM requeue checkpoint (hpc_ckpt_<n>.ckpt); "
+                          "resume from another with --ckpt_path last")
+    return saved[max(saved)]
+
+
+def newest_readable_checkpoint(paths: RunPaths, but: Path) -> Optional[Path]:
+    """The most recently written checkpoint of the run, other than ``but``, that passes ``check_checkpoint``."""
+    candidates = [*paths.checkpoint_dir.glob("*.ckpt"), *paths.run_dir.glob("hpc_ckpt_*.ckpt")]
+    for candidate in sorted(candidates, key=lambda path: path.stat().st_mtime, reverse=True):
+        try:
+            if candidate != but:
+                return check_checkpoint(candidate)
+        except ConfigError:
+            continue
+    return None
 
 
 def newest_checkpoint(paths: RunPaths) -> Optional[tuple[str, Path]]:

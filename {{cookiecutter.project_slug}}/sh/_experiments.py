@@ -27,6 +27,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 from runtime.run_folder import (  # noqa: E402
     VERSION_DIR,
+    ResultsNotWritten,
     RunPaths,
     config_file_at,
     folder_name_problem,
@@ -42,6 +43,7 @@ DEFAULT_RES_DIR = "res"
 SEED_KEY = "seed_everything"
 FOLD_KEY = "data.init_args.fold"  # sh/hparams.py --folds
 REPEAT_KEYS = (SEED_KEY, FOLD_KEY)
+MAX_NEW_VERSIONS = 5000  # versions one command may write: a typo (-v 100000) must not fill the disk with folders
 
 
 # ----------------------------------------------------------------------------- command lines
@@ -93,12 +95,16 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def exit_on_usage_error(main):
-    """Run ``main()``; turn a UsageError into one ``ERROR:`` line and exit status 2."""
+    """Run ``main()``; turn a UsageError into one ``ERROR:`` line and exit status 2, and a results file that could
+    not be written (a full disk, a file in the way) into one line and exit status 1."""
     try:
         return main()
     except UsageError as error:
         print(f"ERROR: {error}", file=sys.stderr)
         return 2
+    except ResultsNotWritten as error:
+        print(f"ERROR: {error}", file=sys.stderr)
+        return 1
 
 
 def shown(path):
@@ -247,6 +253,13 @@ def _check_numbers(experiment_dir, numbers, force):
     return numbers
 
 
+def check_version_count(count: int, what: str = "versions") -> None:
+    """UsageError when one command would write more than MAX_NEW_VERSIONS versions."""
+    if count > MAX_NEW_VERSIONS:
+        raise UsageError(f"{count} {what} is more than one command writes at once ({MAX_NEW_VERSIONS}); "
+                         "split the request, or draw `samples: N` points at random")
+
+
 def create_experiment(name, n_versions, config_dir, template, description="", numbers=None, force=False):
     """Create the experiment (if new) and its versions; return the created paths.
 
@@ -256,6 +269,7 @@ def create_experiment(name, n_versions, config_dir, template, description="", nu
     check_experiment_name(name)
     if numbers is None and n_versions < 1:
         raise UsageError(f"-v/--v_num must be a positive integer, got {n_versions}")
+    check_version_count(len(numbers) if numbers is not None else n_versions)
     if numbers is not None:
         numbers = _check_numbers(project_path(config_dir) / name, numbers, force)
     experiment_dir, created = ensure_experiment(name, config_dir, template, description)

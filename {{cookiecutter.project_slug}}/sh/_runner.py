@@ -6,6 +6,7 @@ while it runs and hands it to main.py, so two runners never train one version tw
 sh/run.py and sh/optuna_search.py. Torch-free.
 """
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -83,12 +84,22 @@ def cpu_threads(jobs: int) -> Optional[int]:
     return max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
 
 
-def last_line(path: Path) -> str:
+EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b")
+
+
+def failure_line(path: Path) -> str:
+    """Why the latest attempt in the run log ``path`` failed: its first ``ERROR:`` line, else its traceback's last
+    line (the exception), else its last line; "" without a log."""
     try:
-        lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
+        text = path.read_text(errors="replace")
     except OSError:
         return ""
-    return lines[-1][:200] if lines else ""
+    attempt = re.split(r"^\$ .*$", text, flags=re.MULTILINE)[-1]  # run.py heads each attempt with "$ <command>"
+    lines = [line.strip() for line in attempt.splitlines() if line.strip()]
+    found = (next((line for line in lines if line.startswith("ERROR:")), None)
+             or next((line for line in reversed(lines) if EXCEPTION_LINE.match(line)), None)
+             or (lines[-1] if lines else ""))
+    return found[:300]
 
 
 class ActiveRun:
@@ -114,7 +125,7 @@ class ActiveRun:
         if code == 0:
             pruned = run_status(self.plan.version.paths, locked_by_us=True) == "pruned"
             return self.close("pruned" if pruned else "finished")
-        return self.close("failed", f"exit {code}: {last_line(self.plan.version.paths.log_file)}")
+        return self.close("failed", f"exit {code}: {failure_line(self.plan.version.paths.log_file)}")
 
 
 def start(version: Version, mode: Optional[str], gpu_ids=None, threads=None):
@@ -245,6 +256,12 @@ def results_table(outcomes) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))
+    failed = [outcome for outcome in outcomes if outcome.status == "failed"]
+    if failed:
+        lines.append("")
+    for outcome in failed:  # why, from the run's log
+        log = shown(outcome.version.paths.log_file)
+        lines.append(f"{outcome.version.label}: {outcome.note or 'failed'} (log: {log})")
     return "\n".join(lines)
 
 

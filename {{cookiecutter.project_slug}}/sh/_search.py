@@ -66,6 +66,10 @@ class SearchSpec:
     sample_seed: object = None
     settings: tuple = ()  # (key, value) pairs of the extra keys a caller asked load_spec to accept
 
+    def size(self) -> int:
+        """How many points ``points`` gives, counted without listing them."""
+        return (self.samples or math.prod(len(p.values) for p in self.params)) * len(self.seeds)
+
     def points(self) -> list:
         """Every version to write: dicts of dotted key -> value (seed_everything last when seeds are given)."""
         ranges = [p.key for p in self.params if p.kind != "choice"]

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Optional
 
 from _experiments import DEFAULT_RES_DIR, PROJECT_ROOT, UsageError, Version, project_path, shown
-from _runner import last_line, plan_run, run_versions
+from _runner import failure_line, plan_run, run_versions
 from runtime.run_folder import run_status
 
 STOP_SECONDS = 120  # how long a stopped training process may take to record how it ended
@@ -153,6 +153,6 @@ def submit(versions, mode, resources: Resources, cluster: str, dry_run: bool, wa
             print(f"{version.label}: {job.result()}", flush=True)
         except Exception:  # noqa: BLE001 - submitit's FailedJobError, UncompletedJobError: the others still awaited
             failed += 1
-            print(f"{version.label}: failed ({last_line(version.paths.log_file) or 'see ' + shown(job.paths.stderr)})",
-                  flush=True)
+            why = failure_line(version.paths.log_file) or f"see {shown(job.paths.stderr)}"
+            print(f"{version.label}: failed ({why})", flush=True)
     return 1 if failed else 0

@@ -9,7 +9,7 @@ import torch
 import yaml
 
 from _experiments import UsageError, Version, find_experiment, shown
-from contract import ConfigError
+from contract import ConfigError, load_checkpoint
 from runtime.run_folder import RunPaths, resolve_checkpoint
 
 
@@ -49,11 +49,16 @@ def load_run(config_dir: Path, experiment: str, number: int, ckpt: str = "best")
         raise UsageError(f"{version.label} has not been trained ({shown(paths.config_file)} is missing): "
                          f"python sh/run.py -e {experiment} -v {number}")
     try:
-        checkpoint = Path(resolve_checkpoint(ckpt, paths, "test"))
+        checkpoint = Path(resolve_checkpoint(ckpt, paths, "test"))  # checked: a complete Lightning checkpoint
+        state = load_checkpoint(checkpoint)
     except ConfigError as error:
         raise UsageError(str(error)) from None
-    config = yaml.safe_load(paths.config_file.read_text())
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    try:
+        config = yaml.safe_load(paths.config_file.read_text())
+        config["model"]["class_path"], config["data"]["class_path"]
+    except (yaml.YAMLError, TypeError, KeyError) as error:
+        raise UsageError(f"{shown(paths.config_file)} is not the config.yaml of a run ({type(error).__name__}): "
+                         f"train the version again (python sh/run.py -e {experiment} -v {number} --rerun)") from None
     model = import_class(config["model"]["class_path"]).load_from_checkpoint(checkpoint, map_location="cpu").eval()
     datamodule = import_class(config["data"]["class_path"])(**(config["data"].get("init_args") or {}))
     if type(datamodule).__qualname__ in state:

@@ -115,6 +115,8 @@ def preprocessing(run: TrainedRun, folder) -> dict:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if not args.tolerance > 0:  # also refuses nan
+        raise UsageError(f"--tolerance must be a positive number, got {args.tolerance}")
     formats = list(FORMATS) if "all" in args.format else list(dict.fromkeys(args.format))
     run = load_run(args.config, args.ex_name, args.v_num, args.ckpt)
     net = run.model.net.eval()

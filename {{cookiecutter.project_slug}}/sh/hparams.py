@@ -33,6 +33,7 @@ from _experiments import (
     UsageError,
     add_version,
     check_experiment_name,
+    check_version_count,
     ensure_experiment,
     exit_on_usage_error,
     shown,
@@ -75,6 +76,7 @@ def main(argv=None) -> int:
         check_keys([param.key for param in spec.params], experiment_dir, template, f"search spec {spec.source}")
     if args.folds:
         check_keys([FOLD_KEY], experiment_dir, template, "--folds (a datamodule on data/_common.py's base takes fold)")
+    check_version_count((spec.size() if spec else 1) * (args.folds or 1), "versions (points x seeds x folds)")
     points = with_folds(spec.points() if spec else [{}], args.folds)
     mode = (f"random search, {spec.samples} samples" if spec.samples else "grid") if spec else "folds"
     mode += f", {args.folds} folds each" if spec and args.folds else ""

@@ -18,7 +18,7 @@ import math
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
+from typing import Optional
 
 import optuna
 from optuna.trial import TrialState
@@ -39,7 +39,8 @@ from _experiments import (
 )
 from _runner import run_versions
 from _search import check_keys, describe, load_spec, overrides_yaml
-from runtime.optuna_trials import make_pruner, was_pruned
+from contract import ConfigError
+from runtime.optuna_trials import make_pruner, masked, open_storage, was_pruned
 from runtime.run_folder import DONE, read_csv
 
 SETTINGS = ("pruner", "metric", "direction")  # metric and direction: only to say they moved to run.monitor/mode
@@ -77,14 +78,15 @@ def distribution(param) -> optuna.distributions.BaseDistribution:
 
 def check_storage(url) -> None:
     """A --storage URL must hold no password: every trial's version.yaml (tracked by git) names the URL."""
-    if url and urlsplit(url).password:
+    if url and masked(url) != url:
         raise UsageError("--storage: the URL holds a password, and every trial's version.yaml would hold it too; "
                          "leave it out and keep it where the database client looks (PostgreSQL: ~/.pgpass, "
                          "MySQL: ~/.my.cnf)")
 
 
-def storage_url(url, experiment_dir: Path, main_args) -> str:
-    """An absolute database URL (version.yaml files name it): a relative SQLite path is relative to the project."""
+def storage_url(url, experiment_dir: Optional[Path] = None, main_args=()) -> str:
+    """An absolute database URL (version.yaml files name it): a relative SQLite path is relative to the project;
+    None: ``res/<exp>/optuna.db`` of ``experiment_dir``."""
     sqlite = "sqlite:///"
     if url is None:
         database = experiment_results_dir(experiment_dir, main_args) / "optuna.db"
@@ -97,13 +99,25 @@ def storage_url(url, experiment_dir: Path, main_args) -> str:
     return url
 
 
-def open_study(name, url, direction, pruner, attempts=5) -> optuna.Study:
+def opened(url: str, attempts=5) -> optuna.storages.RDBStorage:
+    """The study database (runtime/optuna_trials.py's open_storage), retried while workers race to create its
+    tables; one UsageError line naming the URL when it cannot work."""
+    for attempt in range(attempts):
+        try:
+            return open_storage(url)
+        except ConfigError as error:
+            if attempt == attempts - 1 or "does not answer" not in str(error):
+                raise UsageError(str(error)) from None
+        time.sleep(0.5 + attempt / 2)
+
+
+def open_study(name, storage, direction, pruner, attempts=5) -> optuna.Study:
     """Create the study, or load it when another worker did; retried while workers race to create it."""
     for attempt in range(attempts):
         try:
-            return optuna.create_study(study_name=name, storage=url, direction=direction, pruner=pruner,
+            return optuna.create_study(study_name=name, storage=storage, direction=direction, pruner=pruner,
                                        load_if_exists=True)
-        except Exception:  # tables or study created by another worker at the same moment
+        except Exception:  # the study created by another worker at the same moment
             if attempt == attempts - 1:
                 raise
             time.sleep(0.5 + attempt)
@@ -187,6 +201,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.trials < 1:
         raise UsageError(f"--trials must be at least 1, got {args.trials}")
+    check_storage(args.storage)
+    url = storage_url(args.storage) if args.storage else None
+    storage = opened(url) if url else None  # a database named by the user: checked before anything else
     experiment_dir = args.config / check_experiment_name(args.ex_name)
     template = args.template
     if not template.is_file():
@@ -198,11 +215,12 @@ def main(argv=None) -> int:
     [config] = merged_configs([["fit", "-c", str(share if share.is_file() else template), *main_args]])
     metric, direction, pruner = objective(spec, config)
     distributions = {param.key: distribution(param) for param in spec.params}
-    check_storage(args.storage)
 
     experiment_dir, _ = ensure_experiment(args.ex_name, args.config, template, args.desc)
-    url = storage_url(args.storage, experiment_dir, main_args)
-    study = open_study(args.study or args.ex_name, url, direction, make_pruner(pruner))
+    if storage is None:
+        url = storage_url(None, experiment_dir, main_args)
+        storage = opened(url)
+    study = open_study(args.study or args.ex_name, storage, direction, make_pruner(pruner))
     print(f"study {study.study_name} in {url}: {len(study.trials)} trials so far", flush=True)
     for _ in range(args.trials):
         if run_trial(study, distributions, experiment_dir, url, metric, direction, pruner, main_args) is None:

@@ -421,6 +421,8 @@ def main(argv=None) -> int:
     results_dir = (experiment_results_dir(config_dir / names[0]) if not several
                    else experiment_results_dir(config_dir / next(iter(by_experiment))).parent)
     out = args.out or results_dir / "report"
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {shown(out)} is a file; name a folder for the report")
     out.mkdir(parents=True, exist_ok=True)
     tables = [runs_table(records, keys, metric, test_key, several)]
     if baseline or any(len(members) > 1 for members in groups):

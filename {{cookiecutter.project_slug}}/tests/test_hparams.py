@@ -156,3 +156,12 @@ def test_hparams_folds_below_two_or_without_anything_to_write_is_refused(tmp_pat
     with pytest.raises(UsageError, match="say what to write"):
         hparams.main(["-e", "cv", "-c", str(tmp_path / "config")])
     assert not (tmp_path / "config" / "cv").exists()
+
+
+def test_a_grid_of_more_versions_than_one_command_writes_is_refused_before_any_is(tmp_path):
+    spec = tmp_path / "huge.yaml"
+    spec.write_text(f"optimizer.init_args.lr: {[i / 1000 for i in range(1, 101)]}\n"
+                    f"data.init_args.batch_size: {list(range(1, 51))}\n")
+    with pytest.raises(UsageError, match="10000 versions .points x seeds x folds. is more than one command writes"):
+        hparams.main(["-e", "huge", "-s", str(spec), "-c", str(tmp_path / "config"), "--folds", "2"])
+    assert not (tmp_path / "config").exists()

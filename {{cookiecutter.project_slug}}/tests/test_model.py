@@ -37,6 +37,13 @@ def test_forward_gives_one_logit_per_class(backbone, input_shape, request):
     assert logits.shape == (4, 7)
 
 
+def test_a_damaged_imagenet_weights_file_in_the_cache_is_named_not_loaded(imagenet_cache):
+    cached = imagenet_cache / Path(models.get_model_weights("resnet18").IMAGENET1K_V1.url).name
+    cached.write_bytes(cached.read_bytes()[:4096])  # an interrupted download
+    with pytest.raises(ConfigError, match=f"{cached.name} is not a readable checkpoint.*delete it to download it"):
+        build_backbone("resnet18_pretrained", (3, 32, 32))
+
+
 def test_training_step_returns_a_finite_loss_with_gradients():
     model = ImageClassifier(backbone="cnn", num_classes=10, input_shape=(1, 28, 28))
     batch = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))
@@ -124,7 +131,8 @@ def autoencoder_checkpoint(path, backbone="cnn", input_shape=(1, 8, 8)):
     """A checkpoint as an AutoEncoder run leaves it: its encoder's backbone under net.encoder.backbone."""
     encoder, _ = build_backbone(backbone, input_shape)
     state = {f"net.encoder.backbone.{key}": value for key, value in encoder.state_dict().items()}
-    torch.save({"state_dict": state, "hyper_parameters": {"backbone": backbone, "input_shape": input_shape}}, path)
+    torch.save({"state_dict": state, "hyper_parameters": {"backbone": backbone, "input_shape": input_shape},
+                "pytorch-lightning_version": "2.6.0"}, path)
     return encoder
 
 
@@ -135,6 +143,7 @@ def test_an_autoencoder_s_encoder_starts_the_classifier_and_one_that_does_not_fi
     with pytest.raises(ConfigError, match=r"its encoder is backbone 'cnn' for input \(1, 8, 8\), this classifier's is "
                                           r"'cnn' for \(3, 32, 32\): they do not fit"):
         ImageClassifier(backbone="cnn", input_shape=(3, 32, 32), encoder_checkpoint=str(tmp_path / "ae.ckpt"))
-    torch.save({"state_dict": {"net.head.weight": torch.zeros(1)}}, tmp_path / "other.ckpt")
+    torch.save({"state_dict": {"net.head.weight": torch.zeros(1)}, "pytorch-lightning_version": "2.6.0"},
+               tmp_path / "other.ckpt")
     with pytest.raises(ConfigError, match="holds no autoencoder encoder"):
         ImageClassifier(backbone="cnn", input_shape=(1, 8, 8), encoder_checkpoint=str(tmp_path / "other.ckpt"))

@@ -10,7 +10,8 @@ from _experiments import UsageError, ensure_experiment
 from _runner import Outcome
 from _search import load_spec
 from conftest import PROJECT_ROOT
-from runtime.optuna_trials import OptunaPruning, make_pruner, was_pruned
+from contract import ConfigError
+from runtime.optuna_trials import OptunaPruning, make_pruner, masked, open_storage, was_pruned
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 PRUNER = {"median": {"n_startup_trials": 1}}
@@ -87,6 +88,28 @@ def test_a_storage_url_with_a_password_is_refused_since_version_yaml_files_would
         optuna_search.check_storage("postgresql://me:secret@host/db")
     optuna_search.check_storage("postgresql://me@host/db")  # the password in ~/.pgpass: fine
     optuna_search.check_storage(None)
+
+
+@pytest.mark.parametrize("url,message", [
+    ("nosuchdb://host/db", "unknown database kind 'nosuchdb'"),
+    ("just words", "not a database URL"),
+    ("sqlite:////no/such/folder/study.db", "the database does not answer"),
+    ("postgresql+nosuchdriver://me@host/db", "unknown database kind"),
+    ("mssql+pymssql://me@localhost:1/db", "its database driver is not installed"),
+], ids=["unknown scheme", "malformed", "unreachable", "unknown driver", "driver missing"])
+def test_a_storage_that_cannot_work_is_one_line_before_anything_is_written(tmp_path, url, message):
+    config = tmp_path / "config"
+    with pytest.raises(UsageError, match=f"--storage .*: {message}"):
+        optuna_search.main(["-e", "opt", "-c", str(config), "--storage", url, "--trials", "1"])
+    assert not config.exists()
+
+
+def test_a_password_in_a_url_is_masked_in_what_is_shown():
+    assert masked("postgresql://me:secret@host:5432/db") == "postgresql://me:***@host:5432/db"
+    assert masked("sqlite:///res/opt/optuna.db") == "sqlite:///res/opt/optuna.db"
+    with pytest.raises(ConfigError) as refused:
+        open_storage("nosuchdb://me:secret@host/db")
+    assert "secret" not in str(refused.value) and "me:***@host" in str(refused.value)
 
 
 def test_trial_value_is_the_best_metric_of_its_history(tmp_path):

@@ -11,7 +11,7 @@ import yaml
 import report
 from _experiments import UsageError, add_version, ensure_experiment
 from conftest import PROJECT_ROOT
-from runtime.run_folder import try_lock
+from runtime.run_folder import RunPaths, run_summary, try_lock
 
 TEMPLATE = PROJECT_ROOT / "config" / "template.yaml"
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -150,6 +150,19 @@ def test_broken_run_files_never_crash_the_report(tmp_path, capsys):
     (tmp_path / "config" / "sweep" / "version_2" / "version.yaml").write_text("run: [unclosed\n")
     assert report.main(["-e", "sweep", "-c", str(tmp_path / "config"), "--out", str(tmp_path / "out")]) == 0
     assert "bad config" in capsys.readouterr().out
+
+
+def test_run_files_of_an_older_project_are_read_for_what_they_hold(tmp_path, capsys):
+    make_sweep(tmp_path)
+    fabricate(tmp_path, 0, "finished", best=0.8, test=0.7)
+    older = fabricate(tmp_path, 1, "finished", best=0.9, test=0.9)
+    (older / "manifest.json").write_text(json.dumps({"status": "finished"}))  # no times, devices, memory
+    (older / "metrics.json").write_text(json.dumps({"fit": {"best_score": 0.9}}))  # no monitor, mode, epochs, test
+    assert report.main(["-e", "sweep", "-c", str(tmp_path / "config"), "--out", str(tmp_path / "out")]) == 0
+    shown = capsys.readouterr().out
+    assert "version_1" in shown and "0.9" in shown
+    summary = run_summary(RunPaths(tmp_path / "res", "sweep", "version_1"))  # what sh/run.py's table reads
+    assert summary["best_score"] == 0.9 and summary["test"] == {}
 
 
 def test_several_experiments_in_one_report(tmp_path, capsys):
