@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PYTEST_WORKERS ?= 2
 BENCH_ARGS ?=
 
-.PHONY: venv browser demo test test-fast bench clean
+.PHONY: venv browser demo test test-fast bench gpu-bundle gpu-check clean
 
 $(VENV)/.installed: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -35,5 +35,13 @@ test-fast: venv
 bench: venv
 	$(PY) bench/bench.py $(BENCH_ARGS)
 
+## Here, with the package index: the projects and wheels gpu-check needs on a GPU machine, into .gpu-bundle/.
+gpu-bundle: venv
+	$(PY) scripts/gpu_bundle.py
+
+## On a GPU machine (its own python3 and torch, no network, no venv): one table of what works there.
+gpu-check:
+	python3 scripts/gpu_check.py
+
 clean:
-	rm -rf build .pytest_cache
+	rm -rf build .pytest_cache .gpu-bundle

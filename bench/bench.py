@@ -1,6 +1,7 @@
 """Benchmark: does the generated project train as fast as a hand-written PyTorch loop, and start quickly?
 
     make bench                      (or: .venv/bin/python bench/bench.py [--repeats 3] [--epochs 3] ...)
+    make bench BENCH_ARGS=--full    (resnet on every device, as the first rounds measured it: long on a CPU)
     BENCH_MNIST_DIR=/path/holding/MNIST/raw make bench       (real MNIST instead of MNIST-shaped fake files)
     BENCH_LHT_DIR=/path/of/lightning-hydra-template make bench  (also time its ``src/train.py --help``)
 
@@ -12,9 +13,19 @@ with the same seed, measures for each dataset:
   (2) a hand-written raw PyTorch loop (baselines.py raw): same network, optimizer, scheduler, batches;
   (3) the compute floor (baselines.py floor): forward + backward + step on preloaded tensors, no loader;
 
-and the time of a bake, of ``python main.py --help``, of importing the project's code, of the
-imports of lightning-hydra-template's train.py and, given a checkout of it, of its ``train.py --help``. Every measurement runs in a fresh process; repeats are
-interleaved (the order rotates) so that machine noise hits all of them alike; medians are reported.
+all three on the same device: the GPU when there is one (data held there, CUDA-synchronised step times),
+else the CPU. Rows for (1) with ``precision: bf16-mixed`` and with ``compile: true`` follow. The network is
+resnet on a GPU and cnn on a CPU (a resnet step on MNIST-shaped data takes seconds on 2 cores); --full
+measures resnet anywhere.
+
+Then a sweep: 8 versions of one short epoch, ``sh/run.py --jobs 2``, with every version in a fresh
+interpreter (--isolated) and forked from the pre-imported server: the share of worker-seconds spent
+outside the versions' fits, (wall x jobs - sum of fit times) / (wall x jobs).
+
+And the time of a bake, of ``python main.py --help``, of importing the project's code, of the
+imports of lightning-hydra-template's train.py and, given a checkout of it, of its ``train.py --help``. Every
+measurement runs in a fresh process; repeats are interleaved (the order rotates) so that machine noise hits
+all of them alike; medians are reported.
 """
 import argparse
 import importlib.util
@@ -35,7 +46,9 @@ MNIST_ENV = "BENCH_MNIST_DIR"
 LHT_ENV = "BENCH_LHT_DIR"
 LHT_HELP = "lightning-hydra-template: python src/train.py --help"
 MODES = ("lightning", "raw", "floor")
-MODE_NAMES = {"lightning": "(1) Lightning: main.py fit", "raw": "(2) raw PyTorch loop", "floor": "(3) compute floor"}
+VARIANTS = {"bf16": ["--trainer.precision=bf16-mixed"], "compiled": ["-c", "config/switches/compile.yaml"]}  # of (1)
+MODE_NAMES = {"lightning": "(1) Lightning: main.py fit", "raw": "(2) raw PyTorch loop", "floor": "(3) compute floor",
+              "bf16": "(1) with precision bf16-mixed", "compiled": "(1) compiled (switches/compile)"}
 LHT_IMPORTS = ("import hydra, lightning, omegaconf, rich, rootutils; "
                "from lightning import Callback, LightningDataModule, LightningModule, Trainer; "
                "from lightning.pytorch.loggers import Logger")
@@ -62,6 +75,12 @@ def bake(output_dir: Path, **answers) -> tuple[Path, float, float]:
     return output_dir / answers["project_name"], wall, cpu
 
 
+def device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def machine() -> str:
     import torch
 
@@ -78,13 +97,13 @@ def versions() -> str:
     return f"pytorch-lightning {pytorch_lightning.__version__}"
 
 
-def startup(projects, repeats: int, work: Path, lht_dir) -> dict:
+def startup(projects, repeats: int, work: Path, lht_dir, bake_too: bool = True) -> dict:
     """Median (wall, CPU) seconds of a bake, main.py --help, the project's imports and reference imports,
     and of lightning-hydra-template's ``train.py --help`` in the checkout ``lht_dir`` (when given)."""
     project = projects["mnist"]
     python = sys.executable
     tasks = {
-        "bake (cookiecutter + post-gen hook)": None,
+        **({"bake (cookiecutter + post-gen hook)": None} if bake_too else {}),
         "python main.py --help": ([python, "main.py", "--help"], project),
         "python main.py fit --help": ([python, "main.py", "fit", "--help"], project),
         "import the project (main, data, model, runtime)":
@@ -134,8 +153,9 @@ def mnist_data(project: Path, work: Path) -> tuple[Path, str]:
 def train_commands(mode: str, project: Path, data_dir: Path, epochs: int, train_batches, val_batches, out: Path,
                    version: str, threads):
     python = sys.executable
-    if mode == "lightning":
+    if mode in ("lightning", *VARIANTS):
         command = [python, "main.py", "fit", "-c", "config/example.yaml", f"--data.init_args.data_dir={data_dir}",
+                   *VARIANTS.get(mode, []),
                    f"--trainer.max_epochs={epochs}", "--trainer.enable_progress_bar=false",
                    f"--run.res_dir={out.parent / ('res_' + project.name)}", f"--run.version={version}",
                    "--run.test_after_fit=false", "--trainer.callbacks+=probe.BenchProbe"]
@@ -157,11 +177,11 @@ def train_commands(mode: str, project: Path, data_dir: Path, epochs: int, train_
 
 
 def train_benchmark(project: Path, data_dir: Path, repeats: int, epochs: int, train_batches, val_batches,
-                    work: Path, threads) -> dict:
+                    work: Path, threads, modes=MODES) -> dict:
     """Per mode, the per-repeat epoch records of probe.py / baselines.py (interleaved repeats)."""
-    results = {mode: [] for mode in MODES}
+    results = {mode: [] for mode in modes}
     for repeat in range(repeats):
-        order = MODES[repeat % 3:] + MODES[:repeat % 3]
+        order = modes[repeat % len(modes):] + modes[:repeat % len(modes)]
         for mode in order:
             out = work / f"{project.name}_{mode}_{repeat}.json"
             command, env = train_commands(mode, project, data_dir, epochs, train_batches, val_batches, out,
@@ -209,8 +229,7 @@ def print_training(title: str, summary: dict) -> dict:
     print(f"\n{title}")
     print(f"  {'':30s} {'samples/s':>10s} {'step ms':>8s} {'train s/epoch':>14s} {'epoch s':>8s} {'val acc':>8s} "
           f"{'process s':>10s}")
-    for mode in MODES:
-        s = summary[mode]
+    for mode, s in summary.items():
         accuracy = f"{s['val_acc']:.4f}" if s["val_acc"] is not None else "-"
         print(f"  {MODE_NAMES[mode]:30s} {s['samples_per_s']:10.1f} {1000 * s['median_step_s']:8.1f} "
               f"{s['train_s_per_epoch']:14.2f} {s['epoch_s']:8.2f} {accuracy:>8s} {s['process_s']:10.1f}")
@@ -224,7 +243,33 @@ def print_training(title: str, summary: dict) -> dict:
     print(f"  (1)/(2) = {ratios['(1)/(2) by median step']:.3f}                   "
           f"(1)/(3) = {ratios['(1)/(3) by median step']:.3f}                   by median step time")
     print(f"  (1) and (2) trained on the same batches (first batch of every epoch compared): {'yes' if same else 'NO'}")
+    for variant, target in (("compiled", "GPU target for resnet >= 1.2"), ("bf16", "GPU target >= 1")):
+        if variant in summary:
+            ratios[f"{variant} (1) / eager 32-true (1) by median step"] = step["lightning"] / summary[variant][
+                "median_step_s"]
+            print(f"  {MODE_NAMES[variant]} / (1): {ratios[f'{variant} (1) / eager 32-true (1) by median step']:.3f} "
+                  f"by median step time ({target})")
     return {**ratios, "same_batches": same}
+
+
+def sweep_overhead(project: Path, versions: int, jobs: int, epochs: int) -> dict:
+    """The share of worker-seconds spent outside the fits in a sweep of ``versions`` short versions run ``jobs`` at a
+    time, with a fresh interpreter per version (--isolated) and forked from the pre-imported server."""
+    python = sys.executable
+    run([python, "sh/structure.py", "-e", "bench_sweep", "-v", str(versions)], project)
+    quick = f"--trainer.max_epochs={epochs} --trainer.enable_progress_bar=false --run.test_after_fit=false"
+    found = {}
+    for how, extra in (("isolated", ["--isolated"]), ("pre-imported", [])):
+        wall, _ = run([python, "sh/run.py", "-e", "bench_sweep", "--all_ver", "--rerun", "--jobs", str(jobs),
+                       "-o", quick, *extra], project)
+        fits = [json.loads(path.read_text())["fit"]["duration_s"]
+                for path in sorted((project / "res" / "bench_sweep").glob("version_*/metrics.json"))]
+        found[how] = {"wall_s": wall, "fit_s": sum(fits), "versions": len(fits),
+                      "outside_fits": (wall * jobs - sum(fits)) / (wall * jobs), "wall_over_fits": wall / sum(fits)}
+        print(f"  {how:13s} wall {wall:6.1f} s, sum of fits {sum(fits):6.1f} s ({len(fits)} versions): wall / fits "
+              f"{wall / sum(fits):.2f}, outside the fits {100 * found[how]['outside_fits']:.0f} % of worker-seconds"
+              + (" (target <= 15 %)" if how == "pre-imported" else ""), flush=True)
+    return found
 
 
 def main() -> int:
@@ -232,7 +277,12 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats of every measurement (median)")
     parser.add_argument("--epochs", type=int, default=3, help="training epochs per run")
     parser.add_argument("--datasets", default="digits,mnist", help="comma-separated: digits, mnist")
-    parser.add_argument("--backbone", default="resnet", choices=["resnet", "cnn", "mlp"])
+    parser.add_argument("--backbone", default=None, choices=["resnet", "cnn", "mlp"],
+                        help="network (default: resnet on a GPU, cnn on a CPU; --full: resnet)")
+    parser.add_argument("--full", action="store_true", help="resnet on any device, as the first rounds measured it")
+    parser.add_argument("--variants", default="bf16,compiled",
+                        help="rows of (1) with bf16-mixed precision and with torch.compile (comma-separated; '' none)")
+    parser.add_argument("--sweep-versions", type=int, default=8, help="versions of the sweep measurement (0: none)")
     parser.add_argument("--mnist-train-batches", type=int, default=8,
                         help="training batches (of 128) per epoch on MNIST; 0: all 422 (hours for resnet on a CPU)")
     parser.add_argument("--mnist-val-batches", type=int, default=4,
@@ -241,12 +291,19 @@ def main() -> int:
                         help="torch threads of every training process (default: torch's choice, one per usable core); "
                              "1 keeps timings stable when other processes share the cores")
     parser.add_argument("--work", default=str(TEMPLATE / "build" / "bench"), help="bakes, data and results go here")
+    parser.add_argument("--projects", default=None,
+                        help="a folder holding bench_mnist/ and bench_digits/ baked already (a machine without "
+                             "cookiecutter: scripts/gpu_check.py)")
     args = parser.parse_args()
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
     if not datasets or set(datasets) - {"digits", "mnist"}:
         sys.exit(f"ERROR: --datasets takes digits and/or mnist, got {args.datasets!r}")
     if args.repeats < 1 or args.epochs < 2:
         sys.exit("ERROR: --repeats must be at least 1 and --epochs at least 2 (the first epoch is warm-up)")
+    variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())
+    if set(variants) - set(VARIANTS):
+        sys.exit(f"ERROR: --variants takes {', '.join(VARIANTS)}, got {args.variants!r}")
+    args.backbone = args.backbone or ("resnet" if args.full or device() == "cuda" else "cnn")
 
     work = Path(args.work).resolve()
     if work.exists():
@@ -255,14 +312,19 @@ def main() -> int:
     load_before = os.getloadavg()
     described = f"{machine()}; {versions()}"
     print(f"machine: {described}")
+    print(f"device of (1), (2) and (3): {device()}")
     print(f"load average before: {load_before[0]:.2f} (1 min)")
 
     projects = {}
     for dataset in ("mnist", "digits"):
-        projects[dataset], _, _ = bake(work, project_name=f"bench_{dataset}", dataset=dataset, model=args.backbone)
+        if args.projects:
+            projects[dataset] = work / f"bench_{dataset}"
+            shutil.copytree(Path(args.projects) / f"bench_{dataset}", projects[dataset])
+        else:
+            projects[dataset], _, _ = bake(work, project_name=f"bench_{dataset}", dataset=dataset, model=args.backbone)
     print(f"\nStartup (median of {args.repeats}; wall s, CPU s of the process)")
     lht_dir = Path(os.environ[LHT_ENV]).resolve() if os.environ.get(LHT_ENV) else None
-    timings = startup(projects, args.repeats, work, lht_dir)
+    timings = startup(projects, args.repeats, work, lht_dir, bake_too=not args.projects)
     for name, (wall, cpu) in timings.items():
         print(f"  {name:72s} {wall:6.2f} {cpu:6.2f}")
     if LHT_HELP in timings:
@@ -270,7 +332,7 @@ def main() -> int:
         print(f"  main.py --help / lightning-hydra-template train.py --help (wall): {ratio:.3f} (target <= 1)")
 
     threads = f"{args.threads} torch threads" if args.threads else "default torch threads"
-    report = {"machine": described, "arguments": vars(args), "startup": timings, "training": {}}
+    report = {"machine": described, "device": device(), "arguments": vars(args), "startup": timings, "training": {}}
     for dataset in datasets:
         project = projects[dataset]
         if dataset == "digits":
@@ -282,12 +344,16 @@ def main() -> int:
         print(f"\n{dataset}: {source}; backbone {args.backbone}; {args.epochs} epochs per run (the first is warm-up); "
               f"{args.repeats} interleaved repeats; {threads}", flush=True)
         results = train_benchmark(project, data_dir, args.repeats, args.epochs, train_batches, val_batches, work,
-                                  args.threads)
+                                  args.threads, MODES + variants)
         summary = {mode: summarise(records) for mode, records in results.items()}
         limit = "all batches" if not train_batches else f"{train_batches} batches"
         title = (f"{dataset}, {args.backbone}, {threads}: {summary['lightning']['samples_per_epoch']} training samples "
                  f"per epoch ({limit}), median of {args.repeats} runs of {args.epochs - 1} timed epochs")
         report["training"][dataset] = {"source": source, "summary": summary, **print_training(title, summary)}
+    if args.sweep_versions:
+        print(f"\nSweep: {args.sweep_versions} versions of 1 epoch, sh/run.py --jobs 2 (digits, {args.backbone})",
+              flush=True)
+        report["sweep"] = sweep_overhead(projects["digits"], args.sweep_versions, jobs=2, epochs=1)
     load_after = os.getloadavg()
     report["load_average"] = {"before": load_before[0], "after": load_after[0]}
     print(f"\nload average after: {load_after[0]:.2f} (1 min); other processes on this machine add noise")

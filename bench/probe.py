@@ -36,6 +36,8 @@ class BenchProbe(Callback):
             self.epochs[-1]["first_batch"] = label_checksum(batch[1])
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if pl_module.device.type == "cuda":
+            torch.cuda.synchronize(pl_module.device)  # as baselines.py times its steps
         epoch = self.epochs[-1]
         epoch["train_s"] = time.perf_counter() - epoch["start"]
         epoch["step_ends"].append(epoch["train_s"])

@@ -95,7 +95,7 @@ EPOCHS_BEFORE, EPOCHS_AFTER = 2, 4
 
 @pytest.fixture(scope="module")
 def trained(cookies_session, tmp_path_factory):
-    """A digits project whose version_0 trained 2 epochs; returns (project, copy of its res/ to start each test from)."""
+    """A digits project whose version_0 trained 2 epochs: (project, a copy of its res/ each test starts from)."""
     project = bake(cookies_session, dataset="digits", model="mlp", logger="csv")
     done = run_python([*FIT, f"--trainer.max_epochs={EPOCHS_BEFORE}"], project)
     assert done.returncode == 0, done.stderr[-3000:]

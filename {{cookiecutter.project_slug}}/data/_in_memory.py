@@ -5,6 +5,13 @@ Each split is decoded once into one uint8 tensor, cached beside the raw files (`
 batches are cut from it by index, augmented, converted and normalised on whole tensors. There is no
 per-sample Python or PIL work, so these loaders run in the training process (worker processes would
 only add copies). Images of ``predict_dir`` are read file by file, like the ImageFolder path.
+
+GPU-resident (``device_resident``): training on one CUDA device, the decoded splits are moved to it once, and
+batches are cut, augmented and normalised there: no per-step copy from the host. The shuffled order and the
+augmentation's random draws still come from the same seeded CPU generator, so the batches are the very batches
+of the host path (tests/test_data.py compares them with the device set to the CPU). It turns itself off when
+the data would take more than ``GPU_MEMORY_SHARE`` of the GPU's free memory, with several devices (DDP: each
+rank's share of the batches changes every epoch), and for image files (``predict_dir``, ImageFolder data).
 """
 import os
 import warnings
@@ -19,6 +26,7 @@ from contract import DatasetNotFoundError, project_path
 
 from ._common import ResearchDataModule
 
+GPU_MEMORY_SHARE = 0.25  # device_resident=None holds the data on the GPU only when it takes at most this share
 CACHE_FORMAT = 1  # bump when the cache's content changes meaning: old caches are then rebuilt
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
@@ -57,16 +65,18 @@ def load_cached(cache_file: Path, sources: Sequence[Path],
 
 
 def random_crop_and_flip(x: torch.Tensor, padding: int = 4) -> torch.Tensor:
-    """Per-image random crop (after zero padding) and horizontal flip of a (N, C, H, W) batch."""
+    """Per-image random crop (after zero padding) and horizontal flip of a (N, C, H, W) batch, on its device; the
+    random draws come from the CPU generator wherever the batch is, so every device gets the same crops."""
     n, _, h, w = x.shape
+    device = x.device
     padded = torch.nn.functional.pad(x, (padding,) * 4)
-    dy = torch.randint(0, 2 * padding + 1, (n, 1, 1))
-    dx = torch.randint(0, 2 * padding + 1, (n, 1, 1))
-    rows = (torch.arange(h).view(1, h, 1) + dy).expand(n, h, w)
-    cols = (torch.arange(w).view(1, 1, w) + dx).expand(n, h, w)
-    flip = torch.rand(n) < 0.5
+    dy = torch.randint(0, 2 * padding + 1, (n, 1, 1)).to(device)
+    dx = torch.randint(0, 2 * padding + 1, (n, 1, 1)).to(device)
+    flip = (torch.rand(n) < 0.5).to(device)
+    rows = (torch.arange(h, device=device).view(1, h, 1) + dy).expand(n, h, w)
+    cols = (torch.arange(w, device=device).view(1, 1, w) + dx).expand(n, h, w)
     cols = torch.where(flip.view(n, 1, 1), cols.flip(-1), cols)
-    batch = torch.arange(n).view(n, 1, 1).expand(n, h, w)
+    batch = torch.arange(n, device=device).view(n, 1, 1).expand(n, h, w)
     return padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2).contiguous()
 
 
@@ -93,13 +103,23 @@ class TensorImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self.labels)
 
+    @property
+    def nbytes(self) -> int:
+        return self.images.nbytes + self.labels.nbytes
+
+    def to(self, device) -> "TensorImageDataset":
+        """Hold the images and labels on ``device``: batches are then cut and normalised there."""
+        self.images, self.labels = self.images.to(device), self.labels.to(device)
+        self.scale, self.shift = self.scale.to(device), self.shift.to(device)
+        return self
+
     def __getitem__(self, index: int):
         x, y = self.__getitems__([index])
         return x[0], y[0]
 
     def __getitems__(self, indices):
         """A whole batch at once; DataLoader calls this instead of ``__getitem__`` per sample."""
-        index = torch.as_tensor(indices)
+        index = torch.as_tensor(indices, device=self.images.device)
         x = self.images[index]
         if self.augment:
             x = random_crop_and_flip(x)
@@ -160,12 +180,14 @@ class InMemoryImageDataModule(ResearchDataModule):
 
     def __init__(self, data_dir: Optional[str] = None, batch_size: int = 128, val_fraction: float = 0.1,
                  split_seed: int = 42, augment: bool = False, normalize: bool = True,
-                 predict_dir: Optional[str] = None, fold: Optional[int] = None, n_folds: Optional[int] = None):
+                 predict_dir: Optional[str] = None, fold: Optional[int] = None, n_folds: Optional[int] = None,
+                 device_resident: Optional[bool] = None):
         super().__init__(data_dir=data_dir, batch_size=batch_size, val_fraction=val_fraction, split_seed=split_seed,
                          fold=fold, n_folds=n_folds)
         self.augment = augment
         self.normalize = normalize
         self.predict_dir = predict_dir
+        self.device_resident = device_resident
 
     @property
     def pixel_scaling(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -188,7 +210,22 @@ class InMemoryImageDataModule(ResearchDataModule):
         return load_cached(cache_file, files, lambda: self.decode(train, files))
 
     def _dataset(self, images, labels, augment=False) -> TensorImageDataset:
-        return TensorImageDataset(images, labels, *self.pixel_scaling, augment=augment)
+        dataset = TensorImageDataset(images, labels, *self.pixel_scaling, augment=augment)
+        device = self.resident_device(dataset.nbytes)
+        return dataset.to(device) if device is not None else dataset
+
+    def resident_device(self, nbytes: int) -> Optional[torch.device]:
+        """The device to hold ``nbytes`` of decoded data on (module docstring), or None for host memory."""
+        trainer = self.trainer
+        if self.device_resident is False or trainer is None or trainer.num_devices * trainer.num_nodes > 1:
+            return None
+        device = trainer.strategy.root_device
+        if self.device_resident:
+            return device  # asked for: on any device, the CPU included (the tests compare the batches there)
+        if device.type != "cuda":
+            return None
+        free, _ = torch.cuda.mem_get_info(device)
+        return device if nbytes <= GPU_MEMORY_SHARE * free else None
 
     def setup(self, stage: str) -> None:
         if stage in ("fit", "validate") and self.train_set is None:
@@ -209,5 +246,6 @@ class InMemoryImageDataModule(ResearchDataModule):
         """
         if not isinstance(dataset, TensorImageDataset):
             return super().loader(dataset, shuffle)
+        on_host = dataset.images.device.type == "cpu"
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, collate_fn=keep_batch,
-                          pin_memory=self.on_gpu)
+                          pin_memory=self.on_gpu and on_host)

@@ -41,7 +41,7 @@ class DigitsDataModule(InMemoryImageDataModule):
     def __init__(self, data_dir: Optional[str] = None, batch_size: int = 64, val_fraction: float = 0.1,
                  split_seed: int = 42, augment: bool = False,
                  normalize: bool = True, predict_dir: Optional[str] = None, fold: Optional[int] = None,
-                 n_folds: Optional[int] = None):
+                 n_folds: Optional[int] = None, device_resident: Optional[bool] = None):
         """
         Args:
             data_dir: folder for the decoded-tensor cache (``<data_dir>/digits``; relative to the project root);
@@ -54,9 +54,13 @@ class DigitsDataModule(InMemoryImageDataModule):
             predict_dir: folder of image files for ``main.py predict`` (default: the test split).
             fold: with ``n_folds``, validate on this fold of a fixed k-fold split of the training data.
             n_folds: the number of folds (sh/hparams.py --folds writes both).
+            device_resident: hold the decoded data on the training GPU and cut batches there (no per-step
+                copy; the same batches); None: when training on one CUDA device and the data fits in a quarter
+                of its free memory.
         """
         super().__init__(data_dir=data_dir, batch_size=batch_size, val_fraction=val_fraction, split_seed=split_seed,
-                         augment=augment, normalize=normalize, predict_dir=predict_dir, fold=fold, n_folds=n_folds)
+                         augment=augment, normalize=normalize, predict_dir=predict_dir, fold=fold, n_folds=n_folds,
+                         device_resident=device_resident)
 
     def raw_files(self, train: bool) -> list[Path]:
         return [sklearn_digits_file()]

@@ -323,29 +323,31 @@ def checkpoint_step(checkpoint_path) -> Optional[int]:
 
 
 class KeepCSVRows(Callback):
-    """A resumed fit's CSVLogger keeps the rows of metrics.csv logged before the checkpoint's step.
+    """The CSVLogger of a resumed fit, or of a later validate or test, keeps the rows metrics.csv holds.
 
-    Lightning's CSV writer deletes an existing metrics.csv when the fit creates it (just before the
+    Lightning's CSV writer deletes an existing metrics.csv when it is created (just before the
     ``setup`` hooks); the rows are read when this callback is built and written back in ``setup``.
-    The rows from the checkpoint's step on are left out: the resumed fit logs them again.
+    A resumed fit (``checkpoint_path``) leaves out the rows from the checkpoint's step on: it logs them again.
     """
 
-    def __init__(self, loggers, checkpoint_path):
+    def __init__(self, loggers, checkpoint_path=None):
         self.saved = {}
-        step = checkpoint_step(checkpoint_path)
+        step = checkpoint_step(checkpoint_path) if checkpoint_path else float("inf")
         for logger in loggers:
             path = Path(logger.log_dir) / "metrics.csv" if type(logger).__name__ == "CSVLogger" else None
             if step is None or path is None or not path.is_file():
                 continue
             with open(path, newline="") as f:
+                line_end = "\r\n" if f.readline().endswith("\r\n") else "\n"  # Lightning's writer: csv's \r\n
+                f.seek(0)
                 reader = csv.DictReader(f)
                 rows = [row for row in reader if row.get("step", "").isdigit() and int(row["step"]) < step]
-                self.saved[logger] = (sorted(reader.fieldnames or []), rows)
+                self.saved[logger] = (list(reader.fieldnames or []), rows, line_end)
 
     def setup(self, trainer, pl_module, stage: str) -> None:
-        for logger, (columns, rows) in self.saved.items():
+        for logger, (columns, rows, line_end) in self.saved.items():
             if rows and trainer.is_global_zero:
-                write_csv_atomic(Path(logger.log_dir) / "metrics.csv", columns, rows)
+                write_csv_atomic(Path(logger.log_dir) / "metrics.csv", columns, rows, line_end)
                 logger.experiment.metrics_keys = columns  # the writer appends its rows under this header
         self.saved = {}
 

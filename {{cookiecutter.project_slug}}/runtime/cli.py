@@ -289,6 +289,12 @@ class ResearchCLI(LightningCLI):
         return {key: config[key] for key in dict.fromkeys([*keys, "seed_everything"]) if key in config
                 and isinstance(config[key], (int, float, str, bool))}
 
+    def before_validate(self) -> None:
+        self.trainer.callbacks.append(KeepCSVRows(self.trainer.loggers))  # the fit's rows stay in metrics.csv
+
+    def before_test(self) -> None:
+        self.trainer.callbacks.append(KeepCSVRows(self.trainer.loggers))
+
     def before_predict(self) -> None:
         self.trainer.callbacks.append(PredictionWriter(self.paths.predictions_file))
 

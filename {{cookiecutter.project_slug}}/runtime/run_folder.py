@@ -262,14 +262,14 @@ def write_json_atomic(path, data) -> None:
     write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
-def write_csv_atomic(path, columns, rows) -> None:
+def write_csv_atomic(path, columns, rows, line_end: str = "\n") -> None:
     """Replace ``path`` with a CSV file of ``rows`` (dicts, or sequences in the order of ``columns``)."""
     with atomic_file(path) as f:
         if rows and isinstance(rows[0], dict):
-            writer = csv.DictWriter(f, fieldnames=columns, lineterminator="\n")
+            writer = csv.DictWriter(f, fieldnames=columns, lineterminator=line_end)
             writer.writeheader()
         else:
-            writer = csv.writer(f, lineterminator="\n")
+            writer = csv.writer(f, lineterminator=line_end)
             writer.writerow(columns)
         writer.writerows(rows)
 

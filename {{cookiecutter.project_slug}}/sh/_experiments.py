@@ -285,23 +285,23 @@ def create_experiment(name, n_versions, config_dir, template, description="", nu
 
 # ----------------------------------------------------------------------------- versions and their run folders
 
-def run_settings(main_args) -> dict:
-    """The ``run:`` settings main.py's arguments give, as main.py's parser takes them: each config file's
-    ``run:`` section and the identity its place implies (runtime/run_folder.py's rule), then ``--run.*``
-    options, later ones winning. The scripts read where a run writes, and its monitor, from here."""
-    args, found = with_version_identity(main_args), {}
+def run_settings(main_args, section: str = "run") -> dict:
+    """The ``run:`` settings (or another top-level ``section``'s) main.py's arguments give, as main.py's parser takes
+    them: each config file's section and the identity its place implies (runtime/run_folder.py's rule), then
+    ``--run.*`` options, later ones winning. The scripts read where a run writes, and its monitor, from here."""
+    args, found, option = with_version_identity(main_args), {}, f"--{section}."
     for i, token in enumerate(args):
         config = config_file_at(args, i)
         if config is not None:
             if not Path(config).is_file():
                 raise UsageError(f"config file {config} not found")
-            run = read_yaml(Path(config)).get("run")
-            found.update(run if isinstance(run, dict) else {})
-        elif token.startswith("--run.") and "=" in token:
-            key, value = token[len("--run."):].split("=", 1)
+            settings = read_yaml(Path(config)).get(section)
+            found.update(settings if isinstance(settings, dict) else {})
+        elif token.startswith(option) and "=" in token:
+            key, value = token[len(option):].split("=", 1)
             found[key] = value
-        elif token.startswith("--run.") and i + 1 < len(args):
-            found[token[len("--run."):]] = args[i + 1]
+        elif token.startswith(option) and i + 1 < len(args):
+            found[token[len(option):]] = args[i + 1]
     return found
 
 
@@ -326,6 +326,12 @@ class Version:
     def settings(self) -> dict:
         share, version_yaml = self.config_files
         return run_settings(["-c", str(share), "-c", str(version_yaml), *self.main_args])
+
+    @cached_property
+    def trainer_settings(self) -> dict:
+        """The ``trainer:`` settings its configs and extra arguments give (devices, num_nodes, accelerator ...)."""
+        share, version_yaml = self.config_files
+        return run_settings(["-c", str(share), "-c", str(version_yaml), *self.main_args], "trainer")
 
     @cached_property
     def paths(self) -> RunPaths:

@@ -3,18 +3,29 @@ time, GPUs shared out as a queue, Ctrl-C and SIGTERM passed on, and the table of
 
 Each run's output goes to ``<run dir>/run.log``; the runner holds the version's lock (``<run dir>/.lock``)
 while it runs and hands it to main.py, so two runners never train one version twice. Used by
-sh/run.py and sh/optuna_search.py. Torch-free.
+sh/run.py and sh/optuna_search.py. Torch-free itself.
+
+Pre-imported versions: importing torch and Lightning costs seconds per process, more than a short version's
+fit. So each version is forked from a multiprocessing forkserver that imported them, and the project's main.py,
+once (touching no CUDA). Every version still has its own process, log, lock (main.py takes it: a descriptor
+does not reach a forkserver child) and exit status, so a crash takes no other version down. A version whose
+fit starts processes of its own (DDP over several devices, several nodes) gets a fresh interpreter, as every
+version does with ``isolated`` (run.py --isolated).
 """
+import multiprocessing
 import os
 import re
 import shlex
 import signal
 import subprocess
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
+
+import yaml
 
 from _experiments import PROJECT_ROOT, UsageError, Version, shown
 from runtime.preflight import query_gpus, visible_gpus
@@ -79,6 +90,89 @@ def run_environment(gpu_ids, threads: Optional[int]) -> dict:
     return {}
 
 
+PRE_IMPORTED = ("torch", "pytorch_lightning", "main", "model", "data")  # what the forkserver imports, once
+
+
+def pre_imported_server():
+    """The multiprocessing context whose forkserver imports PRE_IMPORTED (started at its first version)."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(list(PRE_IMPORTED))
+    return context
+
+
+def train_forked(args: list, log_file: str, env: dict, threads: Optional[int]) -> None:
+    """A pre-imported version's process: main.py's ``main(args)``, its output appended to ``log_file``."""
+    os.chdir(PROJECT_ROOT)
+    os.environ.update(env)
+    log = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    for stream in (1, 2):
+        os.dup2(log, stream)
+    os.close(log)
+    sys.stdout, sys.stderr = (open(stream, "w", buffering=1, closefd=False) for stream in (1, 2))
+    sys.stdin = open(os.devnull)
+    import torch
+
+    from main import main
+
+    if threads:
+        torch.set_num_threads(threads)  # OMP_NUM_THREADS is read when torch is imported: too late here
+    sys.argv = [str(PROJECT_ROOT / "main.py"), *args]
+    sys.exit(main(args))
+
+
+class ForkedRun:
+    """A version's process forked from the pre-imported server, with the few ``subprocess.Popen`` methods the runner
+    uses (exit status, signals, wait)."""
+
+    def __init__(self, context, args: list, log_file, env: dict, threads: Optional[int]):
+        self.process = context.Process(target=train_forked, args=(args, str(log_file), env, threads))
+        self.process.start()
+
+    @property
+    def returncode(self) -> Optional[int]:
+        return self.process.exitcode
+
+    def poll(self) -> Optional[int]:
+        return self.process.exitcode
+
+    def send_signal(self, signum: int) -> None:
+        if self.process.exitcode is None:
+            os.kill(self.process.pid, signum)
+
+    def kill(self) -> None:
+        self.process.kill()
+
+    def wait(self, timeout: Optional[float] = None) -> int:
+        self.process.join(timeout)
+        if self.process.exitcode is None:
+            raise subprocess.TimeoutExpired(self.process.name, timeout)
+        return self.process.exitcode
+
+
+def device_count(devices, accelerator, gpus: int) -> Optional[int]:
+    """How many devices ``trainer.devices`` asks for, as Lightning reads it (a count, ``auto``/-1 for all of
+    ``gpus``, a list or "0,1" of ids); None when it cannot tell."""
+    if isinstance(devices, str) and "," not in devices:
+        devices = yaml.safe_load(devices)  # as typed on the command line: "2", "[3]", "auto"
+    if isinstance(devices, list):
+        return len(devices)
+    if devices in (None, "auto", -1):
+        return 1 if str(accelerator) == "cpu" or gpus == 0 else gpus
+    if isinstance(devices, int) and not isinstance(devices, bool):
+        return devices
+    ids = [entry.strip() for entry in devices.split(",") if entry.strip()] if isinstance(devices, str) else []
+    return len(ids) if ids and all(entry.isdigit() for entry in ids) else None
+
+
+def launches_processes(version: Version, gpus: int) -> bool:
+    """Whether the version's fit starts processes of its own (several devices or nodes: Lightning's DDP re-runs the
+    command line), which a forked child cannot do; ``gpus``: the GPUs this run sees. Unsure counts as yes."""
+    trainer = version.trainer_settings
+    nodes = str(trainer.get("num_nodes", 1) or 1)
+    count = device_count(trainer.get("devices"), trainer.get("accelerator", "auto"), gpus)
+    return count is None or count > 1 or nodes != "1"
+
+
 def cpu_threads(jobs: int) -> Optional[int]:
     """Threads per run when ``jobs`` runs share this machine's cores; None for one run at a time."""
     return max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
@@ -103,21 +197,33 @@ def failure_line(path: Path) -> str:
 
 
 class ActiveRun:
-    """A main.py process started for a version; owns its log file and the version's lock."""
+    """A main.py process started for a version; owns its log file and, until main.py takes it, its lock.
 
-    def __init__(self, plan: Plan, lock_fd: int, gpu_ids, threads: Optional[int]):
+    With a pre-imported ``server`` and a main.py command, the process is forked from the server; otherwise it is a
+    fresh interpreter, which inherits the lock's descriptor.
+    """
+
+    def __init__(self, plan: Plan, lock_fd: int, gpu_ids, threads: Optional[int], server=None):
         self.plan, self.lock_fd, self.gpu_ids = plan, lock_fd, gpu_ids
-        env = {**os.environ, LOCK_FD_ENV: str(lock_fd), **run_environment(gpu_ids, threads)}
         self.log = open(plan.version.paths.log_file, "a" if plan.resume else "w")
         self.log.write(f"$ {shlex.join(plan.command)}\n")
         self.log.flush()
         self.started = time.monotonic()
+        main_py = plan.command[1:2] == [str(PROJECT_ROOT / "main.py")]
+        if server is not None and main_py:
+            os.close(lock_fd)  # main.py takes it in the child
+            self.lock_fd = None
+            self.process = ForkedRun(server, plan.command[2:], plan.version.paths.log_file,
+                                     run_environment(gpu_ids, threads), threads)
+            return
+        env = {**os.environ, LOCK_FD_ENV: str(lock_fd), **run_environment(gpu_ids, threads)}
         self.process = subprocess.Popen(plan.command, cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=self.log,
                                         stderr=subprocess.STDOUT, env=env, pass_fds=(lock_fd,))
 
     def close(self, status: str, note: str = "") -> Outcome:
         self.log.close()
-        os.close(self.lock_fd)
+        if self.lock_fd is not None:
+            os.close(self.lock_fd)
         return Outcome(self.plan.version, status, note, round(time.monotonic() - self.started, 1))
 
     def finish(self) -> Outcome:
@@ -128,8 +234,9 @@ class ActiveRun:
         return self.close("failed", f"exit {code}: {failure_line(self.plan.version.paths.log_file)}")
 
 
-def start(version: Version, mode: Optional[str], gpu_ids=None, threads=None):
-    """Lock the version and start it; an Outcome instead when it is not run (busy, finished, blocked)."""
+def start(version: Version, mode: Optional[str], gpu_ids=None, threads=None, server=None):
+    """Lock the version and start it (forked from ``server`` when given); an Outcome instead when it is not run
+    (busy, finished, blocked)."""
     lock_fd = try_lock(version.paths.lock_file)
     if lock_fd is None:
         return Outcome(version, "skipped", "running elsewhere", has_results=False)
@@ -138,7 +245,7 @@ def start(version: Version, mode: Optional[str], gpu_ids=None, threads=None):
         if plan.command is None:
             os.close(lock_fd)
             return Outcome(version, plan.outcome, plan.note)
-        return ActiveRun(plan, lock_fd, gpu_ids, threads)
+        return ActiveRun(plan, lock_fd, gpu_ids, threads, server)
     except BaseException:
         os.close(lock_fd)
         raise
@@ -169,16 +276,36 @@ def _stop(active: ActiveRun, forward: Optional[int] = None) -> None:
         active.process.wait()
 
 
-def run_versions(versions, mode=None, jobs=1, gpus=None, gpus_per_run=1, say=print) -> list:
+def visible_gpu_count() -> int:
+    """How many GPUs a run started here sees (nvidia-smi, within CUDA_VISIBLE_DEVICES); 0 without any."""
+    found = query_gpus()
+    seen = visible_gpus(found, os.environ.get("CUDA_VISIBLE_DEVICES")) if found else None
+    return len(seen) if seen is not None else len(found or [])
+
+
+def run_versions(versions, mode=None, jobs=1, gpus=None, gpus_per_run=1, say=print, isolated=False) -> list:
     """Run ``versions`` at most ``jobs`` at a time (each given ``gpus_per_run`` free ids of ``gpus``); one Outcome each.
 
-    A failing version does not stop the others. On Ctrl-C the runs in progress are interrupted,
-    nothing new starts, and every version still gets an Outcome.
+    Versions are forked from a pre-imported server (module docstring) unless ``isolated``, or unless their fit
+    starts processes of its own. A failing version does not stop the others. On Ctrl-C the runs in progress are
+    interrupted, nothing new starts, and every version still gets an Outcome.
     """
     total, outcomes, running = len(versions), {}, {}
     pending = deque(enumerate(versions, 1))
     free_gpus = list(gpus) if gpus is not None else None
     threads = cpu_threads(jobs)
+    server, seen_gpus = None, None
+
+    def server_for(version, gpu_ids):
+        nonlocal server, seen_gpus
+        if isolated:
+            return None
+        if gpu_ids is None and seen_gpus is None:
+            seen_gpus = visible_gpu_count()
+        if launches_processes(version, len(gpu_ids) if gpu_ids is not None else seen_gpus):
+            return None
+        server = server or pre_imported_server()
+        return server
     for i, version in pending:
         say(f"[{i}/{total}] queued      {version.label}")
 
@@ -193,7 +320,7 @@ def run_versions(versions, mode=None, jobs=1, gpus=None, gpus_per_run=1, say=pri
             while pending and len(running) < jobs and (free_gpus is None or len(free_gpus) >= gpus_per_run):
                 i, version = pending.popleft()
                 gpu_ids = None if free_gpus is None else [free_gpus.pop(0) for _ in range(gpus_per_run)]
-                active = start(version, mode, gpu_ids, threads)
+                active = start(version, mode, gpu_ids, threads, server_for(version, gpu_ids))
                 if isinstance(active, Outcome):
                     if gpu_ids is not None:
                         free_gpus[:0] = gpu_ids
@@ -220,11 +347,12 @@ def run_versions(versions, mode=None, jobs=1, gpus=None, gpus_per_run=1, say=pri
     return [outcomes[version] for version in versions]
 
 
-def run_until_done(versions, mode=None, jobs=1, gpus=None, gpus_per_run=1) -> tuple[list, bool]:
+def run_until_done(versions, mode=None, jobs=1, gpus=None, gpus_per_run=1, isolated=False) -> tuple[list, bool]:
     """``run_versions`` with SIGTERM turned into a clean stop; (outcomes, whether SIGTERM stopped them)."""
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        outcomes = run_versions(versions, mode, jobs, gpus, gpus_per_run, say=lambda line: print(line, flush=True))
+        outcomes = run_versions(versions, mode, jobs, gpus, gpus_per_run, say=lambda line: print(line, flush=True),
+                                isolated=isolated)
         terminated = signal.getsignal(signal.SIGTERM) is signal.SIG_IGN  # the handler fired
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -79,7 +79,7 @@ class TrainVersion:
     def __call__(self, experiment_dir: str, number: int, main_args: tuple, mode: Optional[str]) -> str:
         os.environ["SLURM_JOB_NAME"] = "interactive"  # main.py launches its own processes, as under run.py
         version = Version(Path(experiment_dir), number, tuple(main_args))
-        [outcome] = run_versions([version], mode, say=lambda line: print(line, flush=True))
+        [outcome] = run_versions([version], mode, say=lambda line: print(line, flush=True), isolated=True)
         if not outcome.ok:
             raise RuntimeError(f"{version.label} {outcome.status}: {outcome.note}")
         return outcome.status

@@ -15,7 +15,9 @@
 
 Each run's output goes to ``<run dir>/run.log``; the runner holds a lock on ``<run dir>/.lock``
 while a version runs, so two runners never run one version twice. A finished version is
-skipped unless --rerun. Works from any folder; imports no torch, so it starts at once.
+skipped unless --rerun. Works from any folder; imports no torch, so it starts at once. Versions start in well
+under a second each: they are forked from one process that imported torch, Lightning and the project once
+(sh/_runner.py; --isolated: a fresh interpreter each, as versions that start processes of their own always get).
 
 --slurm submits the versions as one SLURM job array through submitit instead (sh/_slurm.py): each
 task trains its version the same way, and a task warned of time-out or preemption is requeued and
@@ -48,6 +50,9 @@ def parse_args(argv=None):
     parser.add_argument("--jobs", type=int, help="versions run at once (default 1, or one per GPU group)")
     parser.add_argument("--gpus", help="GPU ids shared out to the runs through CUDA_VISIBLE_DEVICES, e.g. 0,1,2,3")
     parser.add_argument("--gpus-per-run", type=int, default=1, help="GPUs each run (or SLURM task) gets (default 1)")
+    parser.add_argument("--isolated", action="store_true",
+                        help="start each version in a fresh interpreter instead of forking it from one that imported "
+                             "torch and Lightning once (implied for versions that start processes: DDP, several nodes)")
     slurm = parser.add_argument_group("SLURM job array (submitit)")
     slurm.add_argument("--slurm", action="store_true", help="submit the versions as one job array instead")
     slurm.add_argument("--partition", help="SLURM partition (default: the cluster's)")
@@ -97,7 +102,7 @@ def main(argv=None) -> int:
     if args.dry_run:
         print_dry_run(versions, mode, jobs, gpus, args.gpus_per_run)
         return 0
-    outcomes, terminated = run_until_done(versions, mode, jobs, gpus, args.gpus_per_run)
+    outcomes, terminated = run_until_done(versions, mode, jobs, gpus, args.gpus_per_run, args.isolated)
     print("\n" + results_table(outcomes), flush=True)
     return exit_status(outcomes, terminated)
 

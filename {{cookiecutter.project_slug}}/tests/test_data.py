@@ -177,3 +177,37 @@ def test_loader_settings_follow_the_machine(monkeypatch):
 
     assert not on_gpu(None) and not on_gpu(trainer_on("cpu"))
     assert on_gpu(trainer_on("cuda"))
+
+
+@pytest.mark.skipif(DATASET == "imagefolder", reason="in-memory image sets only")
+@pytest.mark.parametrize("augment", [False, True], ids=["plain", "augmented"])
+def test_device_resident_batches_are_the_batches_of_the_host_path(data_dir, augment):
+    import pytorch_lightning as pl
+
+    accelerator = "gpu" if torch.cuda.is_available() else "cpu"  # the same code path, on the CPU here
+    batches = {}
+    for resident in (False, True):
+        dm = make_datamodule(data_dir, augment=augment, device_resident=resident)
+        dm.trainer = pl.Trainer(accelerator=accelerator, devices=1, logger=False, enable_checkpointing=False)
+        dm.prepare_data()
+        dm.setup("fit")
+        where = dm.train_set.images.device
+        assert where == (dm.trainer.strategy.root_device if resident else torch.device("cpu"))
+        torch.manual_seed(7)  # as seed_everything leaves it: the shuffles and crops draw from it on both paths
+        batches[resident] = [(x.cpu(), y.cpu()) for _, (x, y) in zip(range(4), dm.train_dataloader())]
+        assert dm.train_dataloader().pin_memory is False or not resident
+    assert len(batches[True]) == len(batches[False]) > 1
+    for (x_host, y_host), (x_resident, y_resident) in zip(batches[False], batches[True]):
+        assert torch.equal(x_host, x_resident) and torch.equal(y_host, y_resident)
+
+
+@pytest.mark.skipif(DATASET == "imagefolder", reason="in-memory image sets only")
+def test_device_resident_turns_itself_off_without_one_gpu(data_dir):
+    import pytorch_lightning as pl
+
+    dm = make_datamodule(data_dir)  # device_resident None: only on one CUDA device, when the data fits
+    dm.trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False)
+    assert dm.resident_device(10**6) is None
+    dm = make_datamodule(data_dir, device_resident=True)
+    dm.trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp", logger=False, enable_checkpointing=False)
+    assert dm.resident_device(10**6) is None  # several devices: each rank's batches change every epoch

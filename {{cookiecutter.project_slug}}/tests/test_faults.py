@@ -5,6 +5,7 @@ export, load_network{% if cookiecutter.task == 'image_classification' %}, encode
 Each case checks the exit status, the one ``ERROR:`` line and that the run's files are unchanged byte for byte.
 (A full disk and a process killed in the middle of a write: the template's tests/test_faults.py.)
 """
+import csv
 import hashlib
 
 import pytest
@@ -137,6 +138,17 @@ def test_a_damaged_encoder_checkpoint_is_one_line(refused, damaged):
     refused("fit", [f"--model.init_args.encoder_checkpoint={damaged['truncated']}", "--run.version=encoder"],
             str(damaged["truncated"]), "is not a readable checkpoint")
 {%- endif %}
+
+
+def test_a_later_test_keeps_the_rows_the_fit_logged_to_metrics_csv(trained, run_dir):
+    logged = run_dir / "metrics.csv"  # the CSV logger's file
+    if not logged.is_file():
+        pytest.skip("this project's logger writes no metrics.csv")
+    before = list(csv.DictReader(logged.open(newline="")))
+    assert main(["test", *trained[1], "--ckpt_path", "last"]) == 0
+    after = list(csv.DictReader(logged.open(newline="")))  # the test's columns may have joined the header
+    assert len(after) == len(before) + 1 and any(key.startswith("test/") and after[-1][key] for key in after[-1])
+    assert [{key: row[key] for key in before[0]} for row in after[:-1]] == before
 
 
 def test_a_folder_given_for_a_checkpoint_is_named(refused, run_dir):
