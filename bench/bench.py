@@ -14,9 +14,9 @@ with the same seed, measures for each dataset:
   (3) the compute floor (baselines.py floor): forward + backward + step on preloaded tensors, no loader;
 
 all three on the same device: the GPU when there is one (data held there, CUDA-synchronised step times),
-else the CPU. Rows for (1) with ``precision: bf16-mixed`` and with ``compile: true`` follow. The network is
-resnet on a GPU and cnn on a CPU (a resnet step on MNIST-shaped data takes seconds on 2 cores); --full
-measures resnet anywhere.
+else the CPU. Rows for (1) with ``precision: bf16-mixed`` and compiled (config/switches/compile.yaml)
+follow on a GPU. On a CPU the default is digits alone (a resnet step on MNIST-shaped data takes seconds
+on 2 cores, which made the first rounds' default run 20 minutes); --full runs everything anywhere.
 
 Then a sweep: 8 versions of one short epoch, ``sh/run.py --jobs 2``, with every version in a fresh
 interpreter (--isolated) and forked from the pre-imported server: the share of worker-seconds spent
@@ -185,7 +185,7 @@ def train_benchmark(project: Path, data_dir: Path, repeats: int, epochs: int, tr
         for mode in order:
             out = work / f"{project.name}_{mode}_{repeat}.json"
             command, env = train_commands(mode, project, data_dir, epochs, train_batches, val_batches, out,
-                                          version=f"bench_{repeat}", threads=threads)
+                                          version=f"bench_{mode}_{repeat}", threads=threads)
             wall, _ = run(command, project, env=env)
             record = json.loads(out.read_text())
             record["process_s"] = wall
@@ -276,12 +276,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats of every measurement (median)")
     parser.add_argument("--epochs", type=int, default=3, help="training epochs per run")
-    parser.add_argument("--datasets", default="digits,mnist", help="comma-separated: digits, mnist")
-    parser.add_argument("--backbone", default=None, choices=["resnet", "cnn", "mlp"],
-                        help="network (default: resnet on a GPU, cnn on a CPU; --full: resnet)")
-    parser.add_argument("--full", action="store_true", help="resnet on any device, as the first rounds measured it")
-    parser.add_argument("--variants", default="bf16,compiled",
-                        help="rows of (1) with bf16-mixed precision and with torch.compile (comma-separated; '' none)")
+    parser.add_argument("--datasets", default=None,
+                        help="comma-separated: digits, mnist (default: both on a GPU or with --full, digits on a CPU)")
+    parser.add_argument("--backbone", default="resnet", choices=["resnet", "cnn", "mlp"])
+    parser.add_argument("--full", action="store_true", help="every dataset and row on any device (long on a CPU)")
+    parser.add_argument("--variants", default=None,
+                        help="rows of (1) with bf16-mixed precision and with torch.compile, comma-separated "
+                             "(default: bf16,compiled on a GPU or with --full; none on a CPU)")
     parser.add_argument("--sweep-versions", type=int, default=8, help="versions of the sweep measurement (0: none)")
     parser.add_argument("--mnist-train-batches", type=int, default=8,
                         help="training batches (of 128) per epoch on MNIST; 0: all 422 (hours for resnet on a CPU)")
@@ -295,6 +296,9 @@ def main() -> int:
                         help="a folder holding bench_mnist/ and bench_digits/ baked already (a machine without "
                              "cookiecutter: scripts/gpu_check.py)")
     args = parser.parse_args()
+    on_gpu_or_full = args.full or device() == "cuda"
+    args.datasets = args.datasets or ("digits,mnist" if on_gpu_or_full else "digits")
+    args.variants = args.variants if args.variants is not None else ("bf16,compiled" if on_gpu_or_full else "")
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
     if not datasets or set(datasets) - {"digits", "mnist"}:
         sys.exit(f"ERROR: --datasets takes digits and/or mnist, got {args.datasets!r}")
@@ -303,7 +307,6 @@ def main() -> int:
     variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())
     if set(variants) - set(VARIANTS):
         sys.exit(f"ERROR: --variants takes {', '.join(VARIANTS)}, got {args.variants!r}")
-    args.backbone = args.backbone or ("resnet" if args.full or device() == "cuda" else "cnn")
 
     work = Path(args.work).resolve()
     if work.exists():

@@ -108,8 +108,9 @@ class Checks:
     def free_gpu_selection(self) -> tuple[bool, str]:
         passed, detail = self.fit("gpu_select", "--trainer.devices=1")
         manifest = json.loads((self.project / "res" / "example" / "gpu_select" / "manifest.json").read_text())
-        chosen = manifest.get("cuda_visible_devices")
-        return passed and chosen is not None, f"{detail}; chose CUDA_VISIBLE_DEVICES={chosen}"
+        chosen = manifest["config"]["trainer"]["devices"]  # the ids preflight.py picked from nvidia-smi
+        picked = isinstance(chosen, list) and len(chosen) == 1
+        return passed and picked, f"{detail}; trained on GPU {chosen} (recorded in manifest.json)"
 
     def queue(self) -> tuple[bool, str]:
         subprocess.run([sys.executable, "sh/structure.py", "-e", "gpu_queue", "-v", "2"], cwd=self.project,

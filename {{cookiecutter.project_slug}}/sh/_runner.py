@@ -90,7 +90,7 @@ def run_environment(gpu_ids, threads: Optional[int]) -> dict:
     return {}
 
 
-PRE_IMPORTED = ("torch", "pytorch_lightning", "main", "model", "data")  # what the forkserver imports, once
+PRE_IMPORTED = ("torch", "pytorch_lightning", "main", "model", "data", "torch.utils.tensorboard")  # imported once
 
 
 def pre_imported_server():
