@@ -7,12 +7,14 @@ sh/run.py and sh/optuna_search.py. Torch-free itself.
 
 Pre-imported versions: importing torch and Lightning costs seconds per process, more than a short version's
 fit. So each version is forked from a multiprocessing forkserver that imported them, and the project's main.py,
-once (touching no CUDA). Every version still has its own process, log, lock (main.py takes it: a descriptor
-does not reach a forkserver child) and exit status, so a crash takes no other version down. A version whose
+once (touching no CUDA). Every version still has its own process, log, lock (its descriptor is sent to the
+child over the forkserver's socket, so no other runner can take the version in between) and exit status, so a
+crash takes no other version down. A version whose
 fit starts processes of its own (DDP over several devices, several nodes) gets a fresh interpreter, as every
 version does with ``isolated`` (run.py --isolated).
 """
 import multiprocessing
+import multiprocessing.reduction
 import os
 import re
 import shlex
@@ -100,10 +102,26 @@ def pre_imported_server():
     return context
 
 
-def train_forked(args: list, log_file: str, env: dict, threads: Optional[int]) -> None:
-    """A pre-imported version's process: main.py's ``main(args)``, its output appended to ``log_file``."""
+class LockHandle:
+    """The version lock's descriptor, handed to a forked child: multiprocessing sends it over the forkserver's
+    socket (``DupFd``), as it sends a pipe, so the child holds the very lock the runner took."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+
+    def __reduce__(self):
+        return LockHandle.received, (multiprocessing.reduction.DupFd(self.fd),)
+
+    @staticmethod
+    def received(duplicate) -> "LockHandle":
+        return LockHandle(duplicate.detach())
+
+
+def train_forked(args: list, log_file: str, env: dict, threads: Optional[int], lock: LockHandle) -> None:
+    """A pre-imported version's process: main.py's ``main(args)`` holding the runner's lock, its output appended
+    to ``log_file``."""
     os.chdir(PROJECT_ROOT)
-    os.environ.update(env)
+    os.environ.update(env, **{LOCK_FD_ENV: str(lock.fd)})
     log = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     for stream in (1, 2):
         os.dup2(log, stream)
@@ -124,8 +142,9 @@ class ForkedRun:
     """A version's process forked from the pre-imported server, with the few ``subprocess.Popen`` methods the runner
     uses (exit status, signals, wait)."""
 
-    def __init__(self, context, args: list, log_file, env: dict, threads: Optional[int]):
-        self.process = context.Process(target=train_forked, args=(args, str(log_file), env, threads))
+    def __init__(self, context, args: list, log_file, env: dict, threads: Optional[int], lock_fd: int):
+        self.process = context.Process(target=train_forked,
+                                       args=(args, str(log_file), env, threads, LockHandle(lock_fd)))
         self.process.start()
 
     @property
@@ -197,11 +216,8 @@ def failure_line(path: Path) -> str:
 
 
 class ActiveRun:
-    """A main.py process started for a version; owns its log file and, until main.py takes it, its lock.
-
-    With a pre-imported ``server`` and a main.py command, the process is forked from the server; otherwise it is a
-    fresh interpreter, which inherits the lock's descriptor.
-    """
+    """A main.py process started for a version; owns its log file and the version's lock, which the process holds
+    too (forked from a pre-imported ``server`` for a main.py command, else a fresh interpreter)."""
 
     def __init__(self, plan: Plan, lock_fd: int, gpu_ids, threads: Optional[int], server=None):
         self.plan, self.lock_fd, self.gpu_ids = plan, lock_fd, gpu_ids
@@ -211,10 +227,8 @@ class ActiveRun:
         self.started = time.monotonic()
         main_py = plan.command[1:2] == [str(PROJECT_ROOT / "main.py")]
         if server is not None and main_py:
-            os.close(lock_fd)  # main.py takes it in the child
-            self.lock_fd = None
             self.process = ForkedRun(server, plan.command[2:], plan.version.paths.log_file,
-                                     run_environment(gpu_ids, threads), threads)
+                                     run_environment(gpu_ids, threads), threads, lock_fd)
             return
         env = {**os.environ, LOCK_FD_ENV: str(lock_fd), **run_environment(gpu_ids, threads)}
         self.process = subprocess.Popen(plan.command, cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=self.log,
@@ -222,8 +236,7 @@ class ActiveRun:
 
     def close(self, status: str, note: str = "") -> Outcome:
         self.log.close()
-        if self.lock_fd is not None:
-            os.close(self.lock_fd)
+        os.close(self.lock_fd)
         return Outcome(self.plan.version, status, note, round(time.monotonic() - self.started, 1))
 
     def finish(self) -> Outcome:
