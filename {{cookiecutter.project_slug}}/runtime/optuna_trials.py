@@ -19,6 +19,8 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_info
 
 from contract import ConfigError
 
+from .errors import one_line
+
 PRUNED_AT = "pruned_at_epoch"  # trial user attribute: set by the callback when the pruner stops the run
 
 
@@ -57,10 +59,6 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
     except sqlalchemy.exc.SQLAlchemyError as error:
         why = f"the database does not answer ({one_line(getattr(error, 'orig', None) or error)[:200]})"
     raise ConfigError(f"--storage {masked(url)}: {why}")
-
-
-def one_line(error) -> str:
-    return " ".join(str(error).split())
 
 
 def was_pruned(storage: str, trial: optuna.trial.Trial) -> bool:

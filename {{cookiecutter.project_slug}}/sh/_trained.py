@@ -1,6 +1,7 @@
 """A trained version, loaded for sh/analyze.py and sh/export.py: its model from a checkpoint, its datamodule as
 the run's config.yaml built it (with the checkpoint's data state: a table's encoding, a text vocabulary), and its
 test batches. Imports torch (the experiment library in _experiments.py does not)."""
+import argparse
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -8,7 +9,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from _experiments import UsageError, Version, find_experiment, shown
+from _experiments import ArgumentParser, UsageError, Version, find_experiment, shown
 from contract import ConfigError, load_checkpoint
 from runtime.run_folder import RunPaths, resolve_checkpoint
 
@@ -39,6 +40,17 @@ class TrainedRun:
         classes = getattr(self.datamodule, "classes", None)
         classes = classes() if callable(classes) else classes
         return [str(name) for name in classes] if classes else []
+
+
+def trained_version_parser(doc: str) -> ArgumentParser:
+    """The command line of a script about one trained version (``doc``: its module docstring): -e, -v, --ckpt, -c."""
+    parser = ArgumentParser(description=doc.split("\n")[0], epilog=doc.split("\n", 2)[2],
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-e", "--ex_name", required=True, help="experiment")
+    parser.add_argument("-v", "--v_num", type=int, required=True, help="version number k of version_k")
+    parser.add_argument("--ckpt", default="best", help="best, last, or a checkpoint file (default best)")
+    parser.add_path_argument("-c", "--config", default="config", help="config folder")
+    return parser
 
 
 def load_run(config_dir: Path, experiment: str, number: int, ckpt: str = "best") -> TrainedRun:

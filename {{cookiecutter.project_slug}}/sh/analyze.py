@@ -11,14 +11,13 @@ of the residuals. Autoencoder: the worst reconstructions and the PCA of the late
 with a CSV or JSON of its numbers beside it; analysis.json lists them. The activation PCA needs the model's
 ``features(...)`` (contract.py): without it, one line says so and the other plots are still written.
 """
-import argparse
 import sys
 
 import torch
 from matplotlib.figure import Figure
 
-from _experiments import ArgumentParser, exit_on_usage_error, shown
-from _trained import TrainedRun, load_run
+from _experiments import exit_on_usage_error, shown
+from _trained import TrainedRun, load_run, trained_version_parser
 from runtime.run_folder import atomic_file, write_csv_atomic, write_json_atomic
 
 CALIBRATION_BINS = 15
@@ -26,13 +25,7 @@ SHOWN_MISTAKES = 16
 
 
 def parse_args(argv=None):
-    parser = ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-e", "--ex_name", required=True, help="experiment")
-    parser.add_argument("-v", "--v_num", type=int, required=True, help="version number k of version_k")
-    parser.add_argument("--ckpt", default="best", help="best, last, or a checkpoint file (default best)")
-    parser.add_path_argument("-c", "--config", default="config", help="config folder")
-    return parser.parse_args(argv)
+    return trained_version_parser(__doc__).parse_args(argv)
 
 
 def outputs(run: TrainedRun) -> dict:

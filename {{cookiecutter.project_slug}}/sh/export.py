@@ -13,15 +13,14 @@ further from eager than ``--tolerance`` (times the outputs' largest magnitude wh
 naming the format and the difference. ONNX needs
 ``pip install onnx onnxscript`` (and onnxruntime to check it).
 """
-import argparse
 import importlib.util
 import sys
 from dataclasses import asdict
 
 import torch
 
-from _experiments import ArgumentParser, UsageError, exit_on_usage_error, shown
-from _trained import TrainedRun, load_run
+from _experiments import UsageError, exit_on_usage_error, shown
+from _trained import TrainedRun, load_run, trained_version_parser
 from runtime.run_folder import write_json_atomic
 
 FORMATS = {"torchscript": "model.torchscript.pt", "onnx": "model.onnx", "exported": "model.pt2"}
@@ -29,14 +28,9 @@ PARITY_BATCHES = 5
 
 
 def parse_args(argv=None):
-    parser = ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-e", "--ex_name", required=True, help="experiment")
-    parser.add_argument("-v", "--v_num", type=int, required=True, help="version number k of version_k")
+    parser = trained_version_parser(__doc__)
     parser.add_argument("--format", nargs="+", choices=[*FORMATS, "all"], default=["all"], help="formats (default all)")
-    parser.add_argument("--ckpt", default="best", help="best, last, or a checkpoint file (default best)")
     parser.add_argument("--tolerance", type=float, default=1e-4, help="largest difference from eager allowed")
-    parser.add_path_argument("-c", "--config", default="config", help="config folder")
     return parser.parse_args(argv)
 
 
