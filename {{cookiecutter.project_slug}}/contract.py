@@ -88,7 +88,7 @@ def load_checkpoint(path, lightning: bool = True) -> dict:
 
     path = check_checkpoint(path, lightning)
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        return torch.load(path, map_location="cpu", mmap=True, weights_only=False)  # tensors read when used
     except (RuntimeError, pickle.UnpicklingError, EOFError, ImportError, AttributeError, ValueError) as error:
         raise ConfigError(f"{path} is not a readable checkpoint: torch could not load it "
                           f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})") from None

@@ -99,28 +99,31 @@ def storage_url(url, experiment_dir: Optional[Path] = None, main_args=()) -> str
     return url
 
 
-def opened(url: str, attempts=5) -> optuna.storages.RDBStorage:
-    """The study database (runtime/optuna_trials.py's open_storage), retried while workers race to create its
-    tables; one UsageError line naming the URL when it cannot work."""
+def retried(action, attempts=5, again=lambda error: True):
+    """``action()``, tried again after a pause while it raises an error ``again`` accepts: workers racing to create
+    the study's tables and the study itself."""
     for attempt in range(attempts):
         try:
-            return open_storage(url)
-        except ConfigError as error:
-            if attempt == attempts - 1 or "does not answer" not in str(error):
-                raise UsageError(str(error)) from None
+            return action()
+        except Exception as error:
+            if attempt == attempts - 1 or not again(error):
+                raise
         time.sleep(0.5 + attempt / 2)
 
 
-def open_study(name, storage, direction, pruner, attempts=5) -> optuna.Study:
-    """Create the study, or load it when another worker did; retried while workers race to create it."""
-    for attempt in range(attempts):
-        try:
-            return optuna.create_study(study_name=name, storage=storage, direction=direction, pruner=pruner,
-                                       load_if_exists=True)
-        except Exception:  # the study created by another worker at the same moment
-            if attempt == attempts - 1:
-                raise
-            time.sleep(0.5 + attempt)
+def opened(url: str) -> optuna.storages.RDBStorage:
+    """The study database (runtime/optuna_trials.py's open_storage); one UsageError line naming the URL when it
+    cannot work."""
+    try:
+        return retried(lambda: open_storage(url), again=lambda error: "does not answer" in str(error))
+    except ConfigError as error:
+        raise UsageError(str(error)) from None
+
+
+def open_study(name, storage, direction, pruner) -> optuna.Study:
+    """Create the study, or load it when another worker did."""
+    return retried(lambda: optuna.create_study(study_name=name, storage=storage, direction=direction, pruner=pruner,
+                                               load_if_exists=True))
 
 
 def objective_value(history_file: Path, metric: str, direction: str):
