@@ -243,6 +243,13 @@ def test_ddp_on_two_cpu_processes_trains_once_with_synced_metrics_and_predicts(c
     assert sorted(ids, key=int) == [str(i) for i in range(expected["test_samples"])]  # every input once, no padding
     assert not list(out.glob(".predictions.*"))
 
+    # Device-resident data (each rank holds its shard of every pass, on the CPU here): the very same run.
+    resident = fit(project, "--trainer.accelerator=cpu", "--trainer.limit_val_batches=1.0",
+                   "--data.init_args.device_resident=true", "--run.version=resident")
+    assert_ok(resident)
+    again = json.loads((project / "res" / "baseline" / "resident" / "metrics.json").read_text())
+    assert again["fit"]["val"] == recorded["fit"]["val"] and again["test"] == recorded["test"]
+
 
 @pytest.mark.slow
 def test_torchrun_with_two_cpu_processes_trains_a_version_to_completion(cookies):

@@ -7,11 +7,13 @@ per-sample Python or PIL work, so these loaders run in the training process (wor
 only add copies). Images of ``predict_dir`` are read file by file, like the ImageFolder path.
 
 GPU-resident (``device_resident``): training on one CUDA device, the decoded splits are moved to it once, and
-batches are cut, augmented and normalised there: no per-step copy from the host. The shuffled order and the
-augmentation's random draws still come from the same seeded CPU generator, so the batches are the very batches
-of the host path (tests/test_data.py compares them with the device set to the CPU). It turns itself off when
-the data would take more than ``GPU_MEMORY_SHARE`` of the GPU's free memory, with several devices (DDP: each
-rank's share of the batches changes every epoch), and for image files (``predict_dir``, ImageFolder data).
+batches are cut, augmented and normalised there: no per-step copy from the host. Under DDP each rank holds only
+its shard: before each pass over a split, the samples its DistributedSampler gives it for that pass (a new
+share every epoch) go to its GPU in one copy, and its batches are cut there. The shuffled order and the
+augmentation's random draws still come from the same seeded generators, so the batches are the very batches
+of the host path (tests/test_data.py compares them with the device set to the CPU, on one device and on each
+rank of two). It turns itself off when the data (under DDP, one rank's shard) would take more than
+``GPU_MEMORY_SHARE`` of the GPU's free memory, and for image files (``predict_dir``, ImageFolder data).
 """
 import os
 import warnings
@@ -19,7 +21,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from torchvision import transforms
 
 from contract import DatasetNotFoundError, project_path
@@ -99,6 +101,8 @@ class TensorImageDataset(Dataset):
         self.scale = 1.0 / (255.0 * std)
         self.shift = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1) / std
         self.augment = augment
+        self.shard_device = None  # shard_on: the device a DDP rank's share of each pass is held on
+        self.held = None  # the pass under way's (images, labels, position of each dataset index in them, scale, shift)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -113,17 +117,39 @@ class TensorImageDataset(Dataset):
         self.scale, self.shift = self.scale.to(device), self.shift.to(device)
         return self
 
+    def shard_on(self, device) -> "TensorImageDataset":
+        """Keep the data in host memory and hold one pass's share of it on ``device`` at a time (``hold``)."""
+        self.shard_device = torch.device(device)
+        return self
+
+    def hold(self, indices: Optional[Sequence[int]]) -> None:
+        """Copy the samples at ``indices`` (a rank's share of the coming pass) to ``shard_device`` in one transfer, in
+        place of the previous pass's; None: serve the pass from host memory."""
+        self.held = None  # the previous shard is freed before the next one is allocated
+        if indices is None:
+            return
+        unique = torch.as_tensor(sorted(set(indices)), dtype=torch.long)
+        position = torch.full((len(self.labels),), -1, dtype=torch.long)
+        position[unique] = torch.arange(len(unique))
+        self.held = tuple(tensor.to(self.shard_device) for tensor in (
+            self.images[unique], self.labels[unique], position, self.scale, self.shift))
+
     def __getitem__(self, index: int):
         x, y = self.__getitems__([index])
         return x[0], y[0]
 
     def __getitems__(self, indices):
         """A whole batch at once; DataLoader calls this instead of ``__getitem__`` per sample."""
-        index = torch.as_tensor(indices, device=self.images.device)
-        x = self.images[index]
+        if self.held is not None:
+            images, labels, position, scale, shift = self.held
+            index = position[torch.as_tensor(indices, device=position.device)]
+        else:
+            images, labels, scale, shift = self.images, self.labels, self.scale, self.shift
+            index = torch.as_tensor(indices, device=images.device)
+        x = images[index]
         if self.augment:
             x = random_crop_and_flip(x)
-        return x.float().mul_(self.scale).sub_(self.shift), self.labels[index]
+        return x.float().mul_(scale).sub_(shift), labels[index]
 
 
 class ImageFilesDataset(Dataset):
@@ -161,6 +187,18 @@ class ImageFilesDataset(Dataset):
 def keep_batch(batch):
     """collate_fn for datasets whose ``__getitems__`` already returns a collated batch."""
     return batch
+
+
+class ShardLoader(DataLoader):
+    """The loader of a TensorImageDataset sharded over DDP ranks: before each pass it has the dataset hold this
+    rank's samples of the pass on the device. Lightning gives each rank a DistributedSampler, whose indices come
+    from its own generator (seed + epoch), so reading them first changes no random draw of the pass. Any other
+    sampler (for example the wrapper Lightning uses for predict) is served from host memory."""
+
+    def __iter__(self):
+        deterministic = type(self.sampler) is DistributedSampler
+        self.dataset.hold(list(self.sampler) if deterministic else None)
+        return super().__iter__()
 
 
 class InMemoryImageDataModule(ResearchDataModule):
@@ -209,15 +247,22 @@ class InMemoryImageDataModule(ResearchDataModule):
         cache_file = self.cache_dir(files) / f"cache-{'train' if train else 'test'}.pt"
         return load_cached(cache_file, files, lambda: self.decode(train, files))
 
+    @property
+    def ranks(self) -> int:
+        """The processes the data is shared out to: one per device under DDP."""
+        return self.trainer.num_devices * self.trainer.num_nodes if self.trainer is not None else 1
+
     def _dataset(self, images, labels, augment=False) -> TensorImageDataset:
         dataset = TensorImageDataset(images, labels, *self.pixel_scaling, augment=augment)
-        device = self.resident_device(dataset.nbytes)
-        return dataset.to(device) if device is not None else dataset
+        device = self.resident_device(dataset.nbytes // self.ranks)
+        if device is None:
+            return dataset
+        return dataset.to(device) if self.ranks == 1 else dataset.shard_on(device)
 
     def resident_device(self, nbytes: int) -> Optional[torch.device]:
         """The device to hold ``nbytes`` of decoded data on (module docstring), or None for host memory."""
         trainer = self.trainer
-        if self.device_resident is False or trainer is None or trainer.num_devices * trainer.num_nodes > 1:
+        if self.device_resident is False or trainer is None:
             return None
         device = trainer.strategy.root_device
         if self.device_resident:
@@ -242,10 +287,12 @@ class InMemoryImageDataModule(ResearchDataModule):
         """Whole batches cut from memory in this process (no per-sample collate, no workers); image files of
         ``predict_dir`` through a plain loader.
 
-        It is a plain sampler-based loader, so Lightning can swap in a DistributedSampler under DDP.
+        It is a plain sampler-based loader, so Lightning can swap in a DistributedSampler under DDP (a ShardLoader,
+        when the data is device-resident, then holds each rank's share of every pass on its device).
         """
         if not isinstance(dataset, TensorImageDataset):
             return super().loader(dataset, shuffle)
-        on_host = dataset.images.device.type == "cpu"
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, collate_fn=keep_batch,
-                          pin_memory=self.on_gpu and on_host)
+        on_host = dataset.images.device.type == "cpu" and dataset.shard_device is None
+        loader = DataLoader if dataset.shard_device is None else ShardLoader
+        return loader(dataset, batch_size=self.batch_size, shuffle=shuffle, collate_fn=keep_batch,
+                      pin_memory=self.on_gpu and on_host)

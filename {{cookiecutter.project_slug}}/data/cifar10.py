@@ -54,8 +54,8 @@ class CIFAR10DataModule(InMemoryImageDataModule):
             fold: with ``n_folds``, validate on this fold of a fixed k-fold split of the training data.
             n_folds: the number of folds (sh/hparams.py --folds writes both).
             device_resident: hold the decoded data on the training GPU and cut batches there (no per-step
-                copy; the same batches); None: when training on one CUDA device and the data fits in a quarter
-                of its free memory.
+                copy; the same batches; under DDP each rank holds its share of each pass); None: when training
+                on CUDA devices and the data (a rank's share) fits in a quarter of the free memory.
         """
         super().__init__(data_dir=data_dir, batch_size=batch_size, val_fraction=val_fraction, split_seed=split_seed,
                          augment=augment, normalize=normalize, predict_dir=predict_dir, fold=fold, n_folds=n_folds,

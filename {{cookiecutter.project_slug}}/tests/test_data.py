@@ -202,12 +202,48 @@ def test_device_resident_batches_are_the_batches_of_the_host_path(data_dir, augm
 
 
 @pytest.mark.skipif(DATASET == "imagefolder", reason="in-memory image sets only")
-def test_device_resident_turns_itself_off_without_one_gpu(data_dir):
+@pytest.mark.parametrize("augment", [False, True], ids=["plain", "augmented"])
+def test_under_ddp_each_rank_holds_only_its_shard_and_gets_the_batches_of_the_host_path(data_dir, augment):
+    import pytorch_lightning as pl
+    from lightning_fabric.utilities.data import _update_dataloader  # how Lightning gives each rank its sampler
+    from torch.utils.data import DistributedSampler
+
+    from data._in_memory import ShardLoader
+
+    batches, shards = {}, {}
+    for resident in (False, True):
+        dm = make_datamodule(data_dir, augment=augment, device_resident=resident)
+        dm.trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp", logger=False, enable_checkpointing=False)
+        dm.prepare_data()
+        dm.setup("fit")
+        assert dm.train_set.images.device.type == "cpu"  # the whole split stays in host memory
+        for rank in (0, 1):
+            for epoch in (0, 1):
+                sampler = DistributedSampler(dm.train_set, num_replicas=2, rank=rank, shuffle=True, seed=3)
+                sampler.set_epoch(epoch)
+                loader = _update_dataloader(dm.train_dataloader(), sampler)
+                assert isinstance(loader, ShardLoader) == resident
+                torch.manual_seed(7)
+                batches[resident, rank, epoch] = [(x.cpu(), y.cpu()) for x, y in loader]
+                if resident:
+                    shards[rank, epoch] = dm.train_set.held[0]
+    n = len(dm.train_set)
+    for rank in (0, 1):
+        for epoch in (0, 1):
+            host, resident = batches[False, rank, epoch], batches[True, rank, epoch]
+            assert len(host) == len(resident) > 1
+            assert all(torch.equal(a, b) for (xa, ya), (xb, yb) in zip(host, resident) for a, b in ((xa, xb), (ya, yb)))
+            assert len(shards[rank, epoch]) <= -(-n // 2)  # only this rank's share of the pass
+    assert not torch.equal(shards[0, 0], shards[0, 1])  # a new share every epoch
+    assert len(shards[0, 0]) + len(shards[1, 0]) >= n
+
+
+@pytest.mark.skipif(DATASET == "imagefolder", reason="in-memory image sets only")
+def test_device_resident_turns_itself_off_without_a_gpu(data_dir):
     import pytorch_lightning as pl
 
-    dm = make_datamodule(data_dir)  # device_resident None: only on one CUDA device, when the data fits
-    dm.trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False)
-    assert dm.resident_device(10**6) is None
-    dm = make_datamodule(data_dir, device_resident=True)
-    dm.trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp", logger=False, enable_checkpointing=False)
-    assert dm.resident_device(10**6) is None  # several devices: each rank's batches change every epoch
+    for devices, strategy in ((1, "auto"), (2, "ddp")):
+        dm = make_datamodule(data_dir)  # device_resident None: only on CUDA devices, when the data fits
+        dm.trainer = pl.Trainer(accelerator="cpu", devices=devices, strategy=strategy, logger=False,
+                                enable_checkpointing=False)
+        assert dm.resident_device(10**6) is None
