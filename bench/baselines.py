@@ -16,7 +16,8 @@ no loader, no metrics, no validation: what the same eager PyTorch training costs
 
 Both run on ``--device`` (default: the GPU when there is one, as main.py's ``accelerator: auto``), with the
 data held there, as a careful engineer would on a GPU; step times are taken after a CUDA synchronisation.
-Both write per-epoch timings as JSON, in the format of probe.py.
+Both write per-epoch timings as JSON, in the format of probe.py (``computes``: each step's forward, backward
+and optimizer update).
 """
 import argparse
 import importlib
@@ -129,17 +130,20 @@ def main() -> int:
         for _ in range(args.epochs):
             start = time.perf_counter()
             loss_sum, correct = torch.zeros((), device=device), torch.zeros((), dtype=torch.long, device=device)
-            samples, step_ends = 0, []
+            samples, step_ends, computes = 0, [], []
             for i, (x, y) in enumerate(train_loader):
                 if i == train_limit:
                     break
                 if i == 0:
                     first = label_checksum(y)
+                compute_start = time.perf_counter()
                 optimizer.zero_grad(set_to_none=True)
                 logits = net(x)
                 loss = criterion(logits, y)
                 loss.backward()
                 optimizer.step()
+                synchronize(device)
+                computes.append(time.perf_counter() - compute_start)
                 loss_sum += loss.detach() * len(y)
                 correct += (logits.detach().argmax(dim=1) == y).sum()
                 samples += len(y)
@@ -152,7 +156,7 @@ def main() -> int:
             print(f"epoch {len(epochs)}: train loss {float(loss_sum) / samples:.4f} "
                   f"acc {float(correct) / samples:.4f}, val acc {val_acc:.4f}", flush=True)
             epochs.append({"train_s": train_s, "epoch_s": time.perf_counter() - start, "samples": samples,
-                           "val_acc": val_acc, "first_batch": first, "step_ends": step_ends})
+                           "val_acc": val_acc, "first_batch": first, "step_ends": step_ends, "computes": computes})
     else:
         for _ in range(args.epochs):
             order = torch.randperm(len(y_train)).split(batch_size)[:train_limit if train_limit > 0 else None]
@@ -168,8 +172,9 @@ def main() -> int:
                 step_ends.append(time.perf_counter() - start)
             train_s = time.perf_counter() - start
             scheduler.step()
+            steps = [end - begin for begin, end in zip([0.0, *step_ends], step_ends)]
             epochs.append({"train_s": train_s, "epoch_s": train_s, "samples": sum(len(y) for _, y in prepared),
-                           "step_ends": step_ends})
+                           "step_ends": step_ends, "computes": steps})
     Path(args.out).write_text(json.dumps({"epochs": epochs}))
     return 0
 

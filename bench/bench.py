@@ -14,7 +14,10 @@ with the same seed, measures for each dataset:
   (3) the compute floor (baselines.py floor): forward + backward + step on preloaded tensors, no loader;
 
 all three on the same device: the GPU when there is one (data held there, CUDA-synchronised step times),
-else the CPU. Rows for (1) with ``precision: bf16-mixed`` and compiled (config/switches/compile.yaml)
+else the CPU. Each step is also split, inside its own run, into the network's forward + backward +
+optimizer update and the rest (loop, hooks, logging, loading the batch): on a machine whose speed
+moves between runs (this one's does, by up to 20 %), the rest is what (1) adds, measured free of that
+noise. Rows for (1) with ``precision: bf16-mixed`` and compiled (config/switches/compile.yaml)
 follow on a GPU. On a CPU the default is digits alone (a resnet step on MNIST-shaped data takes seconds
 on 2 cores, which made the first rounds' default run 20 minutes); --full runs everything anywhere.
 
@@ -202,20 +205,35 @@ def summarise(records: list) -> dict:
     The first epoch of every run is left out of the speeds (warm-up: one-time allocations and kernel
     selection, lazily imported code); each run trains at least two epochs. The median duration of a
     training step (data, forward, backward, step, hooks), over every timed step of every run, is
-    the statistic least moved by other processes that take the cores for a while."""
+    the statistic least moved by other processes that take the cores for a while.
+
+    Each step is also split, in its own process, into its forward + backward + optimizer update
+    (``computes``) and the rest (loop, hooks, logging, loading the batch): the rest's median does not
+    move with the speed the machine happens to give a whole run (the noise between runs), so it shows
+    what each way of training adds per step."""
     def steady(record):
         return record["epochs"][1:] or record["epochs"]
 
     def per_epoch(record, key):
         return statistics.mean(e[key] for e in steady(record))
 
+    def epoch_steps(epoch):
+        return [end - begin for begin, end in zip([0.0, *epoch["step_ends"]], epoch["step_ends"])]
+
+    def steps_of(record):
+        return [step for e in steady(record) for step in epoch_steps(e)]
+
     speeds = [sum(e["samples"] for e in steady(r)) / sum(e["train_s"] for e in steady(r)) for r in records]
-    steps = [end - begin for r in records for e in steady(r)
-             for begin, end in zip([0.0, *e["step_ends"]], e["step_ends"])]
+    steps = [step for r in records for step in steps_of(r)]
+    computes = [c for r in records for e in steady(r) for c in e["computes"]]
+    outside = [step - c for r in records for e in steady(r) for step, c in zip(epoch_steps(e), e["computes"])]
     accuracies = [r["epochs"][-1].get("val_acc") for r in records]
     return {
         "samples_per_s": statistics.median(speeds),
         "median_step_s": statistics.median(steps),
+        "run_median_steps_s": [statistics.median(steps_of(r)) for r in records],
+        "median_compute_s": statistics.median(computes),
+        "median_outside_s": statistics.median(outside),
         "train_s_per_epoch": statistics.median(per_epoch(r, "train_s") for r in records),
         "epoch_s": statistics.median(per_epoch(r, "epoch_s") for r in records),
         "process_s": statistics.median(r["process_s"] for r in records),
@@ -223,6 +241,11 @@ def summarise(records: list) -> dict:
         "val_acc": statistics.median(accuracies) if None not in accuracies else None,
         "first_batches": [e.get("first_batch") for e in records[0]["epochs"]],
     }
+
+
+def mode_short(mode: str) -> str:
+    """(1), (2), (3), or the variant's name."""
+    return MODE_NAMES[mode].split(" ", 1)[0]
 
 
 def print_training(title: str, summary: dict) -> dict:
@@ -243,6 +266,16 @@ def print_training(title: str, summary: dict) -> dict:
     print(f"  (1)/(2) = {ratios['(1)/(2) by median step']:.3f}                   "
           f"(1)/(3) = {ratios['(1)/(3) by median step']:.3f}                   by median step time")
     print(f"  (1) and (2) trained on the same batches (first batch of every epoch compared): {'yes' if same else 'NO'}")
+    runs = summary["raw"]["run_median_steps_s"]
+    print(f"  noise between runs: the median step of (2)'s {len(runs)} runs ranged {1000 * min(runs):.1f}-"
+          f"{1000 * max(runs):.1f} ms ({100 * (max(runs) / min(runs) - 1):.0f} % apart) for the same loop")
+    outside = {mode: summary[mode]["median_outside_s"] for mode in MODES}
+    print("  per step, outside forward + backward + update (measured in each run's own process): "
+          + ", ".join(f"{mode_short(mode)} {1000 * outside[mode]:.2f} ms" for mode in MODES))
+    compute = statistics.median([summary["lightning"]["median_compute_s"], summary["raw"]["median_compute_s"]])
+    ratios["(1)/(2) by median step, common compute"] = (compute + outside["raw"]) / (compute + outside["lightning"])
+    print(f"  (1)/(2) = {ratios['(1)/(2) by median step, common compute']:.3f} with both steps given the same "
+          f"compute time ({1000 * compute:.1f} ms): what (1) adds to the step, free of the noise between runs")
     for variant, target in (("compiled", "GPU target for resnet >= 1.2"), ("bf16", "GPU target >= 1")):
         if variant in summary:
             ratios[f"{variant} (1) / eager 32-true (1) by median step"] = step["lightning"] / summary[variant][

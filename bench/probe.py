@@ -1,7 +1,9 @@
 """A Lightning callback the benchmark appends to a generated project's run (``--trainer.callbacks+=probe.BenchProbe``).
 
 It reads clocks only: per training epoch, the time from the epoch's start to the end of each
-training step (the training phase), the whole epoch up to the next one's start (validation,
+training step (the training phase), the time of each step's forward, backward and optimizer update
+(the LightningModule's ``optimizer_step``, which runs them: what is left of the step is Lightning's
+loop, hooks, logging and the batch's loading), the whole epoch up to the next one's start (validation,
 checkpoints, logging included), the samples trained, the validation accuracy and a checksum of the
 first batch's labels (to check that the raw loop saw the same batches). Written as JSON to
 ``$BENCH_PROBE_OUT`` when training ends.
@@ -27,9 +29,21 @@ class BenchProbe(Callback):
         if self.epochs and "epoch_s" not in self.epochs[-1]:
             self.epochs[-1]["epoch_s"] = time.perf_counter() - self.epochs[-1]["start"]
 
+    def on_train_start(self, trainer, pl_module) -> None:
+        step = pl_module.optimizer_step
+
+        def timed_step(*args, **kwargs):
+            start = time.perf_counter()
+            step(*args, **kwargs)
+            if pl_module.device.type == "cuda":
+                torch.cuda.synchronize(pl_module.device)
+            self.epochs[-1]["computes"].append(time.perf_counter() - start)
+
+        pl_module.optimizer_step = timed_step
+
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._close_epoch()
-        self.epochs.append({"start": time.perf_counter(), "samples": 0, "step_ends": []})
+        self.epochs.append({"start": time.perf_counter(), "samples": 0, "step_ends": [], "computes": []})
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if batch_idx == 0:

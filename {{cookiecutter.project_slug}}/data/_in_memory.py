@@ -190,15 +190,22 @@ def keep_batch(batch):
 
 
 class ShardLoader(DataLoader):
-    """The loader of a TensorImageDataset sharded over DDP ranks: before each pass it has the dataset hold this
-    rank's samples of the pass on the device. Lightning gives each rank a DistributedSampler, whose indices come
-    from its own generator (seed + epoch), so reading them first changes no random draw of the pass. Any other
-    sampler (for example the wrapper Lightning uses for predict) is served from host memory."""
+    """The loader of a TensorImageDataset sharded over DDP ranks: at the first batch of each pass it has the
+    dataset hold this rank's samples of the pass on the device. Lightning gives each rank a DistributedSampler,
+    whose indices come from its own generator (seed + epoch), so reading them first changes no random draw of
+    the pass; they are read when the pass starts, as DataLoader reads its sampler, because Lightning may create
+    the iterator before it sets the epoch (when it resumes a run). Any other sampler (for example the wrapper
+    Lightning uses for predict) is served from host memory."""
 
     def __iter__(self):
-        deterministic = type(self.sampler) is DistributedSampler
-        self.dataset.hold(list(self.sampler) if deterministic else None)
-        return super().__iter__()
+        batches = super().__iter__()
+
+        def held_batches():
+            deterministic = type(self.sampler) is DistributedSampler
+            self.dataset.hold(list(self.sampler) if deterministic else None)
+            yield from batches
+
+        return held_batches()
 
 
 class InMemoryImageDataModule(ResearchDataModule):

@@ -220,11 +220,12 @@ def test_under_ddp_each_rank_holds_only_its_shard_and_gets_the_batches_of_the_ho
         for rank in (0, 1):
             for epoch in (0, 1):
                 sampler = DistributedSampler(dm.train_set, num_replicas=2, rank=rank, shuffle=True, seed=3)
-                sampler.set_epoch(epoch)
                 loader = _update_dataloader(dm.train_dataloader(), sampler)
                 assert isinstance(loader, ShardLoader) == resident
                 torch.manual_seed(7)
-                batches[resident, rank, epoch] = [(x.cpu(), y.cpu()) for x, y in loader]
+                pass_ = iter(loader)
+                sampler.set_epoch(epoch)  # after the iterator exists, as Lightning does when it resumes a run
+                batches[resident, rank, epoch] = [(x.cpu(), y.cpu()) for x, y in pass_]
                 if resident:
                     shards[rank, epoch] = dm.train_set.held[0]
     n = len(dm.train_set)
