@@ -16,8 +16,9 @@ no loader, no metrics, no validation: what the same eager PyTorch training costs
 
 Both run on ``--device`` (default: the GPU when there is one, as main.py's ``accelerator: auto``), with the
 data held there, as a careful engineer would on a GPU; step times are taken after a CUDA synchronisation.
-Both write per-epoch timings as JSON, in the format of probe.py (``computes``: each step's forward, backward
-and optimizer update).
+Both write per-epoch timings as JSON, in the format of probe.py; ``raw`` also the time of each step's
+zero_grad, forward, loss, backward, update and loss/accuracy accumulation (``computes``: what (1)'s
+``optimizer_step`` times, the rest of the step being the loop and the loading of the batch).
 """
 import argparse
 import importlib
@@ -136,18 +137,18 @@ def main() -> int:
                     break
                 if i == 0:
                     first = label_checksum(y)
+                synchronize(device)  # the batch's loading is not the step's
                 compute_start = time.perf_counter()
                 optimizer.zero_grad(set_to_none=True)
                 logits = net(x)
                 loss = criterion(logits, y)
                 loss.backward()
                 optimizer.step()
-                synchronize(device)
-                computes.append(time.perf_counter() - compute_start)
                 loss_sum += loss.detach() * len(y)
                 correct += (logits.detach().argmax(dim=1) == y).sum()
-                samples += len(y)
                 synchronize(device)
+                computes.append(time.perf_counter() - compute_start)
+                samples += len(y)
                 step_ends.append(time.perf_counter() - start)
             train_s = time.perf_counter() - start
             val_acc = validate(net, val_loader, val_limit, device)
@@ -172,9 +173,8 @@ def main() -> int:
                 step_ends.append(time.perf_counter() - start)
             train_s = time.perf_counter() - start
             scheduler.step()
-            steps = [end - begin for begin, end in zip([0.0, *step_ends], step_ends)]
             epochs.append({"train_s": train_s, "epoch_s": train_s, "samples": sum(len(y) for _, y in prepared),
-                           "step_ends": step_ends, "computes": steps})
+                           "step_ends": step_ends})
     Path(args.out).write_text(json.dumps({"epochs": epochs}))
     return 0
 

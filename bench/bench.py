@@ -14,10 +14,12 @@ with the same seed, measures for each dataset:
   (3) the compute floor (baselines.py floor): forward + backward + step on preloaded tensors, no loader;
 
 all three on the same device: the GPU when there is one (data held there, CUDA-synchronised step times),
-else the CPU. Each step is also split, inside its own run, into the network's forward + backward +
-optimizer update and the rest (loop, hooks, logging, loading the batch): on a machine whose speed
-moves between runs (this one's does, by up to 20 %), the rest is what (1) adds, measured free of that
-noise. Rows for (1) with ``precision: bf16-mixed`` and compiled (config/switches/compile.yaml)
+else the CPU. The steps of (1) and (2) are also split, inside their own runs, into the training step
+proper (forward, loss, metrics or accumulation, backward, update: (1)'s LightningModule
+``optimizer_step``, with Lightning's ``self.log`` and closure inside it) and the rest (the loop, its
+hooks, loading the batch). The rest is a millisecond or so, so the speed a machine gives a whole run,
+which moves between runs (this one's by up to 29 %), barely moves it: (1)/(2) with both steps given
+the same compute is the ratio free of that noise. Rows for (1) with ``precision: bf16-mixed`` and compiled (config/switches/compile.yaml)
 follow on a GPU. On a CPU the default is digits alone (a resnet step on MNIST-shaped data takes seconds
 on 2 cores, which made the first rounds' default run 20 minutes); --full runs everything anywhere.
 
@@ -207,10 +209,10 @@ def summarise(records: list) -> dict:
     training step (data, forward, backward, step, hooks), over every timed step of every run, is
     the statistic least moved by other processes that take the cores for a while.
 
-    Each step is also split, in its own process, into its forward + backward + optimizer update
-    (``computes``) and the rest (loop, hooks, logging, loading the batch): the rest's median does not
-    move with the speed the machine happens to give a whole run (the noise between runs), so it shows
-    what each way of training adds per step."""
+    The steps of (1) and (2) are also split, in their own process, into the training step proper
+    (``computes``: forward, loss, metrics or accumulation, backward, update) and the rest (the loop, its
+    hooks, loading the batch): ``median_outside_s``, None for (3), which is all compute. The rest is
+    small, so the speed the machine gives a whole run (the noise between runs) barely moves it."""
     def steady(record):
         return record["epochs"][1:] or record["epochs"]
 
@@ -225,15 +227,19 @@ def summarise(records: list) -> dict:
 
     speeds = [sum(e["samples"] for e in steady(r)) / sum(e["train_s"] for e in steady(r)) for r in records]
     steps = [step for r in records for step in steps_of(r)]
-    computes = [c for r in records for e in steady(r) for c in e["computes"]]
-    outside = [step - c for r in records for e in steady(r) for step, c in zip(epoch_steps(e), e["computes"])]
+    split = all("computes" in e for r in records for e in steady(r))
+    if split and any(len(e["computes"]) != len(e["step_ends"]) for r in records for e in steady(r)):
+        sys.exit("ERROR: a run timed a different number of optimizer steps than training steps (one each expected)")
+    computes = [c for r in records for e in steady(r) for c in e["computes"]] if split else []
+    outside = [step - c for r in records for e in steady(r) for step, c in zip(epoch_steps(e), e["computes"])
+               ] if split else []
     accuracies = [r["epochs"][-1].get("val_acc") for r in records]
     return {
         "samples_per_s": statistics.median(speeds),
         "median_step_s": statistics.median(steps),
         "run_median_steps_s": [statistics.median(steps_of(r)) for r in records],
-        "median_compute_s": statistics.median(computes),
-        "median_outside_s": statistics.median(outside),
+        "median_compute_s": statistics.median(computes) if split else None,
+        "median_outside_s": statistics.median(outside) if split else None,
         "train_s_per_epoch": statistics.median(per_epoch(r, "train_s") for r in records),
         "epoch_s": statistics.median(per_epoch(r, "epoch_s") for r in records),
         "process_s": statistics.median(r["process_s"] for r in records),
@@ -244,7 +250,7 @@ def summarise(records: list) -> dict:
 
 
 def mode_short(mode: str) -> str:
-    """(1), (2), (3), or the variant's name."""
+    """The number of a mode: (1), (2) or (3)."""
     return MODE_NAMES[mode].split(" ", 1)[0]
 
 
@@ -269,9 +275,9 @@ def print_training(title: str, summary: dict) -> dict:
     runs = summary["raw"]["run_median_steps_s"]
     print(f"  noise between runs: the median step of (2)'s {len(runs)} runs ranged {1000 * min(runs):.1f}-"
           f"{1000 * max(runs):.1f} ms ({100 * (max(runs) / min(runs) - 1):.0f} % apart) for the same loop")
-    outside = {mode: summary[mode]["median_outside_s"] for mode in MODES}
-    print("  per step, outside forward + backward + update (measured in each run's own process): "
-          + ", ".join(f"{mode_short(mode)} {1000 * outside[mode]:.2f} ms" for mode in MODES))
+    outside = {mode: summary[mode]["median_outside_s"] for mode in ("lightning", "raw")}
+    print("  per step, outside the training step proper (measured in each run's own process): "
+          + ", ".join(f"{mode_short(mode)} {1000 * seconds:.2f} ms" for mode, seconds in outside.items()))
     compute = statistics.median([summary["lightning"]["median_compute_s"], summary["raw"]["median_compute_s"]])
     ratios["(1)/(2) by median step, common compute"] = (compute + outside["raw"]) / (compute + outside["lightning"])
     print(f"  (1)/(2) = {ratios['(1)/(2) by median step, common compute']:.3f} with both steps given the same "

@@ -1,9 +1,10 @@
 """A Lightning callback the benchmark appends to a generated project's run (``--trainer.callbacks+=probe.BenchProbe``).
 
 It reads clocks only: per training epoch, the time from the epoch's start to the end of each
-training step (the training phase), the time of each step's forward, backward and optimizer update
-(the LightningModule's ``optimizer_step``, which runs them: what is left of the step is Lightning's
-loop, hooks, logging and the batch's loading), the whole epoch up to the next one's start (validation,
+training step (the training phase), the time of each step's LightningModule ``optimizer_step`` (which
+runs ``training_step``: forward, loss, metrics and ``self.log``; then backward and the optimizer's
+update: what is left of the step is Lightning's loop and hooks around it and the batch's loading), the
+whole epoch up to the next one's start (validation,
 checkpoints, logging included), the samples trained, the validation accuracy and a checksum of the
 first batch's labels (to check that the raw loop saw the same batches). Written as JSON to
 ``$BENCH_PROBE_OUT`` when training ends.
@@ -33,6 +34,8 @@ class BenchProbe(Callback):
         step = pl_module.optimizer_step
 
         def timed_step(*args, **kwargs):
+            if pl_module.device.type == "cuda":
+                torch.cuda.synchronize(pl_module.device)  # the batch's loading is not the step's
             start = time.perf_counter()
             step(*args, **kwargs)
             if pl_module.device.type == "cuda":

@@ -101,15 +101,11 @@ class TensorImageDataset(Dataset):
         self.scale = 1.0 / (255.0 * std)
         self.shift = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1) / std
         self.augment = augment
-        self.shard_device = None  # shard_on: the device a DDP rank's share of each pass is held on
-        self.held = None  # the pass under way's (images, labels, position of each dataset index in them, scale, shift)
+        self.shard_device = None  # shard_on: the device a DDP rank holds its share of each pass on
+        self.held = None  # the pass's share: (images, labels) on shard_device, each index's position in them (host)
 
     def __len__(self) -> int:
         return len(self.labels)
-
-    @property
-    def nbytes(self) -> int:
-        return self.images.nbytes + self.labels.nbytes
 
     def to(self, device) -> "TensorImageDataset":
         """Hold the images and labels on ``device``: batches are then cut and normalised there."""
@@ -118,21 +114,22 @@ class TensorImageDataset(Dataset):
         return self
 
     def shard_on(self, device) -> "TensorImageDataset":
-        """Keep the data in host memory and hold one pass's share of it on ``device`` at a time (``hold``)."""
+        """Keep the data in host memory and hold a pass's share of it on ``device`` while the pass runs (``hold``)."""
         self.shard_device = torch.device(device)
+        self.shard_scaling = self.scale.to(device), self.shift.to(device)
         return self
 
     def hold(self, indices: Optional[Sequence[int]]) -> None:
-        """Copy the samples at ``indices`` (a rank's share of the coming pass) to ``shard_device`` in one transfer, in
-        place of the previous pass's; None: serve the pass from host memory."""
-        self.held = None  # the previous shard is freed before the next one is allocated
+        """Copy the images and labels at ``indices`` (a rank's share of the coming pass) to ``shard_device``, after
+        freeing the share held before; None: only free it. A batch with an index outside the share held is cut
+        from host memory."""
+        self.held = None
         if indices is None:
             return
         unique = torch.as_tensor(sorted(set(indices)), dtype=torch.long)
         position = torch.full((len(self.labels),), -1, dtype=torch.long)
         position[unique] = torch.arange(len(unique))
-        self.held = tuple(tensor.to(self.shard_device) for tensor in (
-            self.images[unique], self.labels[unique], position, self.scale, self.shift))
+        self.held = self.images[unique].to(self.shard_device), self.labels[unique].to(self.shard_device), position
 
     def __getitem__(self, index: int):
         x, y = self.__getitems__([index])
@@ -140,12 +137,13 @@ class TensorImageDataset(Dataset):
 
     def __getitems__(self, indices):
         """A whole batch at once; DataLoader calls this instead of ``__getitem__`` per sample."""
+        index = torch.as_tensor(indices, dtype=torch.long)
+        images, labels, scale, shift = self.images, self.labels, self.scale, self.shift
         if self.held is not None:
-            images, labels, position, scale, shift = self.held
-            index = position[torch.as_tensor(indices, device=position.device)]
-        else:
-            images, labels, scale, shift = self.images, self.labels, self.scale, self.shift
-            index = torch.as_tensor(indices, device=images.device)
+            position = self.held[2][index]  # looked up on the host: an index outside the share costs no device sync
+            if bool((position >= 0).all()):
+                (images, labels, _), (scale, shift), index = self.held, self.shard_scaling, position
+        index = index.to(images.device)
         x = images[index]
         if self.augment:
             x = random_crop_and_flip(x)
@@ -195,7 +193,7 @@ class ShardLoader(DataLoader):
     whose indices come from its own generator (seed + epoch), so reading them first changes no random draw of
     the pass; they are read when the pass starts, as DataLoader reads its sampler, because Lightning may create
     the iterator before it sets the epoch (when it resumes a run). Any other sampler (for example the wrapper
-    Lightning uses for predict) is served from host memory."""
+    Lightning uses for predict) is served from host memory, and the share is freed when the pass ends."""
 
     def __iter__(self):
         batches = super().__iter__()
@@ -203,7 +201,12 @@ class ShardLoader(DataLoader):
         def held_batches():
             deterministic = type(self.sampler) is DistributedSampler
             self.dataset.hold(list(self.sampler) if deterministic else None)
-            yield from batches
+            share = self.dataset.held
+            try:
+                yield from batches
+            finally:  # the pass is over or abandoned: free its share, unless a later pass holds its own by now
+                if self.dataset.held is share:
+                    self.dataset.hold(None)
 
         return held_batches()
 
@@ -259,15 +262,15 @@ class InMemoryImageDataModule(ResearchDataModule):
         """The processes the data is shared out to: one per device under DDP."""
         return self.trainer.num_devices * self.trainer.num_nodes if self.trainer is not None else 1
 
-    def _dataset(self, images, labels, augment=False) -> TensorImageDataset:
+    def _dataset(self, images, labels, device: Optional[torch.device], augment=False) -> TensorImageDataset:
         dataset = TensorImageDataset(images, labels, *self.pixel_scaling, augment=augment)
-        device = self.resident_device(dataset.nbytes // self.ranks)
         if device is None:
             return dataset
         return dataset.to(device) if self.ranks == 1 else dataset.shard_on(device)
 
     def resident_device(self, nbytes: int) -> Optional[torch.device]:
-        """The device to hold ``nbytes`` of decoded data on (module docstring), or None for host memory."""
+        """The device to hold ``nbytes`` of decoded data on (under DDP, each rank its share; module docstring), or
+        None for host memory."""
         trainer = self.trainer
         if self.device_resident is False or trainer is None:
             return None
@@ -277,18 +280,20 @@ class InMemoryImageDataModule(ResearchDataModule):
         if device.type != "cuda":
             return None
         free, _ = torch.cuda.mem_get_info(device)
-        return device if nbytes <= GPU_MEMORY_SHARE * free else None
+        return device if nbytes / self.ranks <= GPU_MEMORY_SHARE * free else None
 
     def setup(self, stage: str) -> None:
         if stage in ("fit", "validate") and self.train_set is None:
             images, labels = self.load_split(train=True)
+            device = self.resident_device(images.nbytes + labels.nbytes)  # the training and validation sets together
             train_idx, val_idx = self.train_val_indices(len(labels), labels)
-            self.train_set = self._dataset(images[train_idx], labels[train_idx], augment=self.augment)
-            self.val_set = self._dataset(images[val_idx], labels[val_idx])
+            self.train_set = self._dataset(images[train_idx], labels[train_idx], device, augment=self.augment)
+            self.val_set = self._dataset(images[val_idx], labels[val_idx], device)
         if stage == "predict" and self.predict_dir:
             self.predict_set = ImageFilesDataset(self.predict_dir, self.input_shape, *self.pixel_scaling)
         elif stage in ("test", "predict") and self.test_set is None:
-            self.test_set = self._dataset(*self.load_split(train=False))
+            images, labels = self.load_split(train=False)
+            self.test_set = self._dataset(images, labels, self.resident_device(images.nbytes + labels.nbytes))
 
     def loader(self, dataset: Dataset, shuffle: bool = False) -> DataLoader:
         """Whole batches cut from memory in this process (no per-sample collate, no workers); image files of

@@ -225,9 +225,10 @@ def test_under_ddp_each_rank_holds_only_its_shard_and_gets_the_batches_of_the_ho
                 torch.manual_seed(7)
                 pass_ = iter(loader)
                 sampler.set_epoch(epoch)  # after the iterator exists, as Lightning does when it resumes a run
-                batches[resident, rank, epoch] = [(x.cpu(), y.cpu()) for x, y in pass_]
+                got = [next(pass_)]
                 if resident:
-                    shards[rank, epoch] = dm.train_set.held[0]
+                    shards[rank, epoch] = dm.train_set.held[0]  # held while its pass runs
+                batches[resident, rank, epoch] = [(x.cpu(), y.cpu()) for x, y in got + list(pass_)]
     n = len(dm.train_set)
     for rank in (0, 1):
         for epoch in (0, 1):
@@ -237,6 +238,15 @@ def test_under_ddp_each_rank_holds_only_its_shard_and_gets_the_batches_of_the_ho
             assert len(shards[rank, epoch]) <= -(-n // 2)  # only this rank's share of the pass
     assert not torch.equal(shards[0, 0], shards[0, 1])  # a new share every epoch
     assert len(shards[0, 0]) + len(shards[1, 0]) >= n
+
+    # A share lives for its pass only, and a batch with indices outside it still gets their own samples.
+    assert dm.train_set.held is None
+    pass_ = iter(loader)
+    next(pass_)
+    outside = [i for i in range(n) if dm.train_set.held[2][i] < 0][:5]
+    assert outside and torch.equal(dm.train_set.__getitems__(outside)[1], dm.train_set.labels[outside])
+    del pass_
+    assert dm.train_set.held is None
 
 
 @pytest.mark.skipif(DATASET == "imagefolder", reason="in-memory image sets only")
