@@ -273,12 +273,15 @@ def _raise_terminated(signum, frame):
     raise Terminated
 
 
+SHUTDOWN_GRACE_S = 30  # an interrupted run's time to stop on its own (loggers finalise, workers exit): SLURM's KillWait
+
+
 def _stop(active: ActiveRun, forward: Optional[int] = None) -> None:
     """Let an interrupted run shut down (it got Ctrl-C too, or gets ``forward`` or SIGINT now); kill it if it hangs."""
     if forward is not None and active.process.poll() is None:
         active.process.send_signal(forward)  # Lightning stops cleanly on SIGTERM too
     try:
-        active.process.wait(timeout=5)
+        active.process.wait(timeout=SHUTDOWN_GRACE_S)
         return
     except subprocess.TimeoutExpired:
         active.process.send_signal(signal.SIGINT)
