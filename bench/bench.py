@@ -19,9 +19,10 @@ proper (forward, loss, metrics or accumulation, backward, update: (1)'s Lightnin
 ``optimizer_step``, with Lightning's ``self.log`` and closure inside it) and the rest (the loop, its
 hooks, loading the batch). The rest is a millisecond or so, so the speed a machine gives a whole run,
 which moves between runs (this one's by up to 29 %), barely moves it: (1)/(2) with both steps given
-the same compute is the ratio free of that noise. Rows for (1) with ``precision: bf16-mixed`` and compiled (config/switches/compile.yaml)
-follow on a GPU. On a CPU the default is digits alone (a resnet step on MNIST-shaped data takes seconds
-on 2 cores, which made the first rounds' default run 20 minutes); --full runs everything anywhere.
+the same compute is the ratio free of that noise. Rows for (1) with ``precision: bf16-mixed`` and
+compiled (config/switches/compile.yaml) follow on a GPU. On a CPU the default is digits alone (a resnet
+step on MNIST-shaped data takes seconds on 2 cores, which made the first rounds' default run 20
+minutes); --full runs everything anywhere.
 
 Then a sweep: 8 versions of one short epoch, ``sh/run.py --jobs 2``, with every version in a fresh
 interpreter (--isolated) and forked from the pre-imported server: the share of worker-seconds spent
