@@ -35,12 +35,12 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_warn
 
 from contract import ConfigError, check_monitor_logged, prediction_columns
 
+from .code_state import ENVIRONMENT_FILE, installed_distributions, requirement_versions, save_code_state
 from .run_folder import (
     RunPaths,
     atomic_file,
     clear_results,
     earlier_attempt,
-    git_state,
     hold_lock,
     logger_run_ids,
     now,
@@ -74,6 +74,22 @@ def peak_memory() -> dict:
             "peak_memory_of": "rss"}
 
 
+def software(project_root: Path) -> dict:
+    """Python, torch, Lightning, torchmetrics and CUDA versions, and the installed version of each package the
+    project's requirements.txt names (None: not installed)."""
+    import torchmetrics
+
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "pytorch_lightning": pytorch_lightning.__version__, "torchmetrics": torchmetrics.__version__,
+            "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version() if torch.cuda.is_available() else None,
+            "requirements": requirement_versions(Path(project_root) / "requirements.txt")}
+
+
+def write_bytes_atomic(path, data: bytes) -> None:
+    with atomic_file(path, "wb") as f:
+        f.write(data)
+
+
 LOGGER_PACKAGES = ("tensorboard", "tensorboardX", "mlflow", "wandb")
 
 
@@ -105,10 +121,11 @@ class RunRecorder(Callback):
     When built (before any process of the fit starts) it locks the version, so one version never trains
     twice at once, and guards earlier results (``--ckpt_path`` continues them, ``--run.overwrite`` replaces
     them). Once the fit's data is set up it writes config.yaml (the merged config) and manifest.json (how
-    the run was made: command, config with the linked values, seed, git commit, software, host, devices,
-    the loggers' run ids); ``finish`` records how it ended: ``finished``, ``failed``, ``interrupted`` or a
-    callback's ``run_status`` (optuna's ``pruned``). A fit that cannot load its data leaves neither file.
-    Only the process that writes results (rank 0) passes ``enabled``; the others do nothing.
+    the run was made: command, config with the linked values, seed, the code state (git commit and the
+    uncommitted changes in code.diff, code_state.py), software, host, devices, the loggers' run ids) with
+    environment.txt (every installed package); ``finish`` records how it ended: ``finished``, ``failed``,
+    ``interrupted`` or a callback's ``run_status`` (optuna's ``pruned``). A fit that cannot load its data
+    leaves neither file. Only the process that writes results (rank 0) passes ``enabled``; the others do nothing.
     """
 
     def __init__(self, paths: RunPaths, *, command: list, config_text: str, config: dict, seed, project_root,
@@ -134,6 +151,10 @@ class RunRecorder(Callback):
         if not self.resumed_from:
             retire_logger_runs(trainer.loggers, self.earlier.get("logger_runs") or {})
         earlier = self.earlier if self.resumed_from else {}
+        code = save_code_state(self.project_root, self.paths.run_dir, write_bytes_atomic)
+        if code.get("note"):
+            print(f"note: {code['note']}", file=sys.stderr)
+        write_text_atomic(self.paths.run_dir / ENVIRONMENT_FILE, installed_distributions())
         self.data = {
             "experiment": self.paths.experiment,
             "version": self.paths.version,
@@ -148,9 +169,8 @@ class RunRecorder(Callback):
             "resumed_from": self.resumed_from,
             "earlier_attempts": [*earlier.get("earlier_attempts", []), earlier_attempt(earlier)] if earlier else [],
             "seed": self.seed,
-            "git": git_state(self.project_root),
-            "software": {"python": platform.python_version(), "torch": torch.__version__,
-                         "pytorch_lightning": pytorch_lightning.__version__, "cuda": torch.version.cuda},
+            "git": code,
+            "software": software(self.project_root),
             "host": socket.gethostname(),
             "pid": os.getpid(),
             "platform": platform.platform(),

@@ -15,7 +15,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -384,20 +383,11 @@ def now() -> str:
     return datetime.now().astimezone().isoformat(timespec="seconds")
 
 
-def git_state(folder) -> Optional[dict]:
-    """``{"commit", "dirty"}`` of the git checkout holding ``folder``; None outside git (or without git)."""
-    def git(*args):
-        return subprocess.run(["git", *args], cwd=folder, capture_output=True, text=True, timeout=30, check=True).stdout
-
-    try:
-        return {"commit": git("rev-parse", "HEAD").strip(), "dirty": bool(git("status", "--porcelain").strip())}
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 def earlier_attempt(manifest: dict) -> dict:
-    """An earlier attempt of a resumed fit; one still "running" was killed (its lock is ours now)."""
-    attempt = {key: manifest.get(key) for key in ("start_time", "end_time", "duration_s", "status", "exit_status")}
+    """An earlier attempt of a resumed fit, with the code it ran; one still "running" was killed (its lock is ours
+    now)."""
+    attempt = {key: manifest.get(key) for key in ("start_time", "end_time", "duration_s", "status", "exit_status",
+                                                  "git")}
     if attempt["status"] == "running":
         attempt["status"] = "killed"
     return attempt

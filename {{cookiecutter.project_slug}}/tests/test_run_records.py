@@ -1,17 +1,15 @@
 """main.py fit records manifest.json and history.csv, never overwrites a run unless asked, and resumes one."""
 import csv
+import importlib.metadata
 import json
 import math
-import shutil
 import socket
-import subprocess
 
 import pytest
 import torch
 
 from conftest import MONITOR, PROJECT_ROOT, TEST_METRIC, model_class
 from main import main
-from runtime.run_folder import git_state
 
 EXAMPLE = str(PROJECT_ROOT / "config" / "example.yaml")
 
@@ -29,7 +27,10 @@ def test_fit_records_its_run_refuses_to_overwrite_it_and_resumes_it(tmp_path, fa
     assert manifest["command"][1:4] == [str(PROJECT_ROOT / "main.py"), "fit", "-c"]
     assert manifest["seed"] == 2022 and manifest["config"]["seed_everything"] == 2022
     assert manifest["config"]["trainer"]["max_epochs"] == 2
-    assert {"python", "torch", "pytorch_lightning"} <= set(manifest["software"]) and manifest["devices"]
+    assert {"python", "torch", "pytorch_lightning", "torchmetrics"} <= set(manifest["software"]) and manifest["devices"]
+    installed = importlib.metadata.version("torch")  # the distribution's version, without torch's +cu suffix
+    assert manifest["software"]["requirements"]["torch"] == installed
+    assert f"torch=={installed}" in (run_dir / "environment.txt").read_text().splitlines()
     assert manifest["host"] == socket.gethostname()
     assert manifest["start_time"] <= manifest["end_time"] and manifest["duration_s"] > 0
     rows = history(run_dir)
@@ -85,21 +86,3 @@ def test_a_fit_that_raises_is_recorded_as_failed(tmp_path, fast_args, monkeypatc
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "failed" and manifest["exit_status"] == 1
     assert "a bug in training_step" in manifest["error"] and manifest["end_time"]
-
-
-@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
-def test_manifest_git_state_is_the_commit_and_whether_the_tree_is_dirty(tmp_path):
-    assert git_state(tmp_path) is None  # not a git repository
-
-    def git(*args):
-        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
-                       capture_output=True)
-
-    git("init", "-q")
-    (tmp_path / "main.py").write_text("print('v1')\n")
-    git("add", "main.py")
-    git("commit", "-q", "-m", "v1")
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
-    assert git_state(tmp_path) == {"commit": head, "dirty": False}
-    (tmp_path / "main.py").write_text("print('v2')\n")
-    assert git_state(tmp_path) == {"commit": head, "dirty": True}
