@@ -1,28 +1,10 @@
-"""The figures of sh/report.py, as PNG files: validation curves, the best score against each swept
-hyperparameter, and for an optuna study its parameter importances and optimisation history."""
+"""The figures of sh/report.py, each as PNG, PDF and SVG (sh/_figures.py): validation curves, the best score
+against each swept hyperparameter, and for an optuna study its parameter importances and optimisation history."""
 import statistics
 from pathlib import Path
 
-from runtime.run_folder import atomic_file, number
-
-
-def pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, no window
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def save(fig, path: Path) -> Path:
-    """Write ``fig`` to ``path`` whole (a report stopped midway keeps the previous file) and close it."""
-    plt = pyplot()
-    fig.tight_layout()
-    with atomic_file(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=100)
-    plt.close(fig)
-    return path
+from _figures import figure, save, use_paper_style
+from runtime.run_folder import number
 
 
 def curves(out: Path, records, metric: str, name_of) -> list:
@@ -32,22 +14,24 @@ def curves(out: Path, records, metric: str, name_of) -> list:
     shown = [r for r in records if any(number(row.get(metric)) is not None for row in r["history"])]
     if not shown:
         return []
-    fig, ax = pyplot().subplots(figsize=(8, 5))
+    fig = figure()
+    ax = fig.subplots()
     for r in shown:
         points = [(number(row.get("epoch")), number(row.get(metric))) for row in r["history"]]
         points = [(x, y) for x, y in points if x is not None and y is not None]
         ax.plot([x for x, _ in points], [y for _, y in points], marker=".", label=name_of(r))
     ax.set(xlabel="epoch", ylabel=metric, title=f"{metric} per epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.legend(fontsize="small", ncol=max(1, len(shown) // 12))
-    return [save(fig, out / "curves.png")]
+    ax.legend(fontsize="x-small" if len(shown) > 6 else None, ncol=max(1, len(shown) // 8))
+    return [save(fig, out, "curves")]
 
 
 def score_against(out: Path, finished, key: str, metric: str) -> Path:
     """<metric>_vs_<key>.png: each finished run's best score against ``key``, with the mean per value."""
     values = [r["params"].get(key) for r in finished]
     numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-    fig, ax = pyplot().subplots(figsize=(6, 4))
+    fig = figure()
+    ax = fig.subplots()
     if numeric:
         xs = values
         if all(v > 0 for v in values) and max(values) / min(values) >= 10:  # a decade or more: learning rates
@@ -63,12 +47,12 @@ def score_against(out: Path, finished, key: str, metric: str) -> Path:
     ordered = sorted(means)
     ax.plot(ordered, [statistics.fmean(means[x]) for x in ordered], color="black", linewidth=1, label="mean")
     ax.set(xlabel=key, ylabel=f"best {metric}", title=f"best {metric} vs {key}")
-    ax.legend(fontsize="small")
-    return save(fig, out / f"{metric.replace('/', '-')}_vs_{key}.png")
+    ax.legend()
+    return save(fig, out, f"{metric.replace('/', '-')}_vs_{key}")
 
 
 def optuna_figures(out: Path, storage: str, study_name: str) -> tuple[list, list]:
-    """(files, notes): optuna's parameter importances and optimisation history of the study, as PNGs.
+    """(files, notes): optuna's parameter importances and optimisation history of the study (as every figure).
 
     A study without two finished trials, or whose importances cannot be computed, gets a note instead."""
     import warnings
@@ -86,16 +70,21 @@ def optuna_figures(out: Path, storage: str, study_name: str) -> tuple[list, list
         return [], [f"optuna study {study_name}: {len(finished)} finished trial(s), too few for its plots"]
     written, notes = [], []
     stem = f"optuna_{study_name}".replace("/", "-")
+    use_paper_style()
+    import matplotlib.pyplot as plt  # optuna draws with pyplot
+
+    def save_and_close(ax, name):
+        written.append(save(ax.figure, out, f"{stem}_{name}"))
+        plt.close(ax.figure)
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         from optuna.visualization.matplotlib import plot_optimization_history, plot_param_importances
 
-        ax = plot_optimization_history(study)
-        written.append(save(ax.figure, out / f"{stem}_history.png"))
+        save_and_close(plot_optimization_history(study), "history")
         try:
             importances = optuna.importance.get_param_importances(study)
-            ax = plot_param_importances(study)
-            written.append(save(ax.figure, out / f"{stem}_importances.png"))
+            save_and_close(plot_param_importances(study), "importances")
             notes.append(f"optuna study {study_name}: importances "
                          + ", ".join(f"{name} {value:.2f}" for name, value in importances.items()))
         except (RuntimeError, ValueError) as error:  # e.g. every trial sampled the same values

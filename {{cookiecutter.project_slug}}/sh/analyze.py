@@ -7,18 +7,19 @@
 Classification: confusion matrix, per-class precision / recall / F1, a reliability diagram with the expected
 calibration error, the most confident mistakes (an image grid, or a table), and a 2-D PCA of the penultimate
 activations coloured by class (seed 004's figure). Regression: predicted against true values, and a histogram
-of the residuals. Autoencoder: the worst reconstructions and the PCA of the latent codes. Each figure is a PNG
-with a CSV or JSON of its numbers beside it; analysis.json lists them. The activation PCA needs the model's
+of the residuals. Autoencoder: the worst reconstructions and the PCA of the latent codes. Each figure is a PNG,
+a PDF and an SVG one paper column wide (sh/_figures.py) with a CSV or JSON of its numbers beside it;
+analysis.json lists them. The activation PCA needs the model's
 ``features(...)`` (contract.py): without it, one line says so and the other plots are still written.
 """
 import sys
 
 import torch
-from matplotlib.figure import Figure
 
 from _experiments import exit_on_usage_error, shown
+from _figures import FORMATS, figure, save
 from _trained import TrainedRun, load_run, trained_version_parser
-from runtime.run_folder import atomic_file, write_csv_atomic, write_json_atomic
+from runtime.run_folder import write_csv_atomic, write_json_atomic
 
 CALIBRATION_BINS = 15
 SHOWN_MISTAKES = 16
@@ -57,11 +58,9 @@ class Writer:
     def __init__(self, folder):
         self.folder, self.written, self.numbers = folder, [], {}
 
-    def figure(self, figure: Figure, name: str) -> None:
-        figure.tight_layout()
-        with atomic_file(self.folder / name, "wb") as f:
-            figure.savefig(f, format="png", dpi=100)
-        self.written.append(name)
+    def figure(self, fig, stem: str) -> None:
+        save(fig, self.folder, stem)
+        self.written += [f"{stem}.{extension}" for extension in FORMATS]
 
     def table(self, name: str, columns, rows) -> None:
         write_csv_atomic(self.folder / name, columns, rows)
@@ -72,28 +71,29 @@ class Writer:
         self.written.append(name)
 
 
-def image_grid(images: torch.Tensor, titles: list, title: str) -> Figure:
-    figure = Figure(figsize=(1.6 * min(8, len(images)), 1.9 * ((len(images) + 7) // 8)))
+def image_grid(images: torch.Tensor, titles: list, title: str):
+    columns, rows = min(8, len(images)), (len(images) + 7) // 8
+    grid = figure(0.3 + rows * 3.5 / 8 * 1.3)
     for i, (image, caption) in enumerate(zip(images, titles)):
-        axis = figure.add_subplot((len(images) + 7) // 8, min(8, len(images)), i + 1)
+        axis = grid.add_subplot(rows, columns, i + 1)
         picture = image.permute(1, 2, 0).float()
         picture = (picture - picture.min()) / (picture.max() - picture.min() + 1e-8)
         axis.imshow(picture.squeeze(-1), cmap="gray")
-        axis.set_title(caption, fontsize=7)
+        axis.set_title(caption, fontsize=4)
         axis.axis("off")
-    figure.suptitle(title)
-    return figure
+    grid.suptitle(title)
+    return grid
 
 
-def scatter_by_class(points: torch.Tensor, labels: torch.Tensor, names: list, title: str) -> Figure:
-    figure = Figure(figsize=(5.5, 4.5))
-    axis = figure.subplots()
+def scatter_by_class(points: torch.Tensor, labels: torch.Tensor, names: list, title: str):
+    scatter = figure(3.0)
+    axis = scatter.subplots()
     for k in sorted(set(labels.tolist())):
         chosen = labels == k
-        axis.scatter(points[chosen, 0], points[chosen, 1], s=6, label=names[k] if k < len(names) else str(k))
-    axis.legend(fontsize="small", markerscale=2)
+        axis.scatter(points[chosen, 0], points[chosen, 1], s=3, label=names[k] if k < len(names) else str(k))
+    axis.legend(markerscale=2, fontsize=5, ncol=1 + len(names) // 12)
     axis.set(title=title, xlabel="PC 1", ylabel="PC 2")
-    return figure
+    return scatter
 
 
 def activation_pca(write: Writer, features, labels, names, what: str) -> None:
@@ -102,7 +102,7 @@ def activation_pca(write: Writer, features, labels, names, what: str) -> None:
               file=sys.stderr)
         return
     points = pca_2d(features)
-    write.figure(scatter_by_class(points, labels, names, f"{what}: 2-D PCA"), "features_pca.png")
+    write.figure(scatter_by_class(points, labels, names, f"{what}: 2-D PCA"), "features_pca")
     write.table("features_pca.csv", ["pc1", "pc2", "label"],
                 [[float(a), float(b), names[int(k)] if int(k) < len(names) else int(k)]
                  for (a, b), k in zip(points.tolist(), labels)])
@@ -114,16 +114,16 @@ def classification(write: Writer, run: TrainedRun, got: dict) -> None:
     names = run.class_names or [str(k) for k in range(classes)]
     confidence, predicted = probabilities.max(dim=1)
     confusion = torch.bincount(labels * classes + predicted, minlength=classes * classes).view(classes, classes)
-    figure = Figure(figsize=(1 + 0.5 * classes, 0.8 + 0.45 * classes))
-    axis = figure.subplots()
+    matrix = figure(3.3)
+    axis = matrix.subplots()
     axis.imshow(confusion, cmap="Blues")
     for (i, j), count in zip(torch.cartesian_prod(torch.arange(classes), torch.arange(classes)).tolist(),
                              confusion.flatten().tolist()):
-        axis.text(j, i, count, ha="center", va="center", fontsize=7)
+        axis.text(j, i, count, ha="center", va="center", fontsize=max(3, 7 - classes // 5))
     axis.set(xticks=range(classes), yticks=range(classes), xlabel="predicted", ylabel="true", title="confusion matrix")
-    axis.set_xticklabels(names, rotation=90, fontsize=7)
-    axis.set_yticklabels(names, fontsize=7)
-    write.figure(figure, "confusion_matrix.png")
+    axis.set_xticklabels(names, rotation=90, fontsize=6)
+    axis.set_yticklabels(names, fontsize=6)
+    write.figure(matrix, "confusion_matrix")
     write.table("confusion_matrix.csv", ["true \\ predicted", *names],
                 [[names[i], *row] for i, row in enumerate(confusion.tolist())])
 
@@ -134,14 +134,14 @@ def classification(write: Writer, run: TrainedRun, got: dict) -> None:
     write.table("per_class.csv", ["class", "precision", "recall", "f1", "support"],
                 [[names[k], float(precision[k]), float(recall[k]), float(f1[k]), int(confusion[k].sum())]
                  for k in range(classes)])
-    figure = Figure(figsize=(max(5, 0.6 * classes), 3.5))
-    axis = figure.subplots()
+    bars = figure(2.4)
+    axis = bars.subplots()
     for offset, (label, values) in enumerate((("precision", precision), ("recall", recall), ("F1", f1))):
         axis.bar([k + (offset - 1) * 0.27 for k in range(classes)], values, width=0.27, label=label)
     axis.set(xticks=range(classes), ylim=(0, 1.05), title="per class")
-    axis.set_xticklabels(names, rotation=90, fontsize=7)
-    axis.legend(fontsize="small")
-    write.figure(figure, "per_class.png")
+    axis.set_xticklabels(names, rotation=90, fontsize=6)
+    axis.legend()
+    write.figure(bars, "per_class")
 
     edges = torch.linspace(0, 1, CALIBRATION_BINS + 1)
     bins, correct = [], predicted == labels
@@ -153,14 +153,14 @@ def classification(write: Writer, run: TrainedRun, got: dict) -> None:
                          "accuracy": float(correct[inside].float().mean())})
     ece = sum(b["count"] * abs(b["accuracy"] - b["confidence"]) for b in bins) / len(labels)
     write.json("calibration.json", {"expected_calibration_error": ece, "bins": bins})
-    figure = Figure(figsize=(4.5, 4.5))
-    axis = figure.subplots()
+    reliability = figure(3.0)
+    axis = reliability.subplots()
     axis.plot([0, 1], [0, 1], color="gray", linestyle="--", label="calibrated")
     axis.bar([b["low"] for b in bins], [b["accuracy"] for b in bins], width=1 / CALIBRATION_BINS, align="edge",
              alpha=0.7, label="accuracy")
     axis.set(xlabel="confidence", ylabel="accuracy", title=f"reliability (ECE {ece:.3f})", xlim=(0, 1), ylim=(0, 1))
-    axis.legend(fontsize="small")
-    write.figure(figure, "reliability.png")
+    axis.legend()
+    write.figure(reliability, "reliability")
 
     wrong = (~correct).nonzero().flatten()
     worst = wrong[confidence[wrong].argsort(descending=True)][:SHOWN_MISTAKES]
@@ -171,7 +171,7 @@ def classification(write: Writer, run: TrainedRun, got: dict) -> None:
     if got["inputs"] is not None and got["inputs"].ndim == 4 and len(worst):
         write.figure(image_grid(got["inputs"][worst], [f"{names[int(labels[i])]} as {names[int(predicted[i])]}"
                                                        for i in worst.tolist()], "most confident mistakes"),
-                     "mistakes.png")
+                     "mistakes")
     activation_pca(write, got["features"], labels, names, "penultimate activations")
     write.numbers.update(accuracy=float(correct.float().mean()), expected_calibration_error=ece)
 
@@ -181,18 +181,18 @@ def regression(write: Writer, got: dict) -> None:
     residuals = predicted - true
     write.table("predicted_vs_true.csv", ["true", "predicted", "residual"],
                 [[float(a), float(b), float(c)] for a, b, c in zip(true, predicted, residuals)])
-    figure = Figure(figsize=(4.5, 4.5))
-    axis = figure.subplots()
-    axis.scatter(true, predicted, s=8, alpha=0.7)
+    scatter = figure(3.0)
+    axis = scatter.subplots()
+    axis.scatter(true, predicted, s=4, alpha=0.7)
     low, high = float(min(true.min(), predicted.min())), float(max(true.max(), predicted.max()))
     axis.plot([low, high], [low, high], color="gray", linestyle="--")
     axis.set(xlabel="true", ylabel="predicted", title="predicted against true")
-    write.figure(figure, "predicted_vs_true.png")
-    figure = Figure(figsize=(5, 3.5))
-    axis = figure.subplots()
+    write.figure(scatter, "predicted_vs_true")
+    histogram = figure(2.4)
+    axis = histogram.subplots()
     axis.hist(residuals, bins=30)
     axis.set(xlabel="predicted - true", ylabel="samples", title="residuals")
-    write.figure(figure, "residuals.png")
+    write.figure(histogram, "residuals")
     write.numbers.update(mse=float(residuals.pow(2).mean()), mae=float(residuals.abs().mean()),
                          r2=float(1 - residuals.pow(2).sum() / (true - true.mean()).pow(2).sum()))
 
@@ -205,7 +205,7 @@ def autoencoder(write: Writer, run: TrainedRun, got: dict) -> None:
                 [[i, float(e)] for i, e in enumerate(errors)])
     pairs = torch.stack([inputs[worst], rebuilt[worst]], dim=1).flatten(0, 1)
     write.figure(image_grid(pairs, [t for i in worst.tolist() for t in (f"#{i}", f"{float(errors[i]):.4f}")],
-                            "worst reconstructions (input, reconstruction)"), "worst_reconstructions.png")
+                            "worst reconstructions (input, reconstruction)"), "worst_reconstructions")
     names = run.class_names or [str(k) for k in range(int(got["labels"].max()) + 1)]
     activation_pca(write, got["features"], got["labels"], names, "latent codes")
     write.numbers.update(mse=float(errors.mean()))
