@@ -4,6 +4,7 @@
     python sh/report.py -e lr_bs                      # writes res/lr_bs/report/
     python sh/report.py -e lr_bs --baseline version_0 # is each setting better than version_0's?
     python sh/report.py -e lr_bs --baseline optimizer.init_args.lr=0.001 --html   # and res/lr_bs/report.html
+    python sh/report.py -e lr_bs --latex --baseline version_0   # and res/lr_bs/report.tex, for the paper
     python sh/report.py -e lr_bs -e lr_rand --out res/compare
     python sh/report.py --all_ex --metric val/loss
 
@@ -25,6 +26,9 @@ with fewer than 2 finished runs a side. Written files:
     <metric>_vs_<key>.png   the best score against each hyperparameter that varies
     optuna_<study>_history.png, optuna_<study>_importances.png   for an optuna study
     ../report.html (--html)  all of it in one page (res/<exp>/report.html)
+    ../report.tex (--latex)  the settings table in booktabs LaTeX (sh/_report_latex.py)
+
+Every figure is written as PNG, PDF and SVG, one paper column wide, fonts embedded (sh/_figures.py).
 """
 import argparse
 import re
@@ -50,6 +54,7 @@ from _experiments import (
     version_numbers,
 )
 from _report_html import write_html
+from _report_latex import latex_table, write_latex
 from _report_plots import curves, optuna_figures, score_against
 from runtime.run_folder import flatten, number, read_csv, run_status, run_summary, write_csv_atomic
 
@@ -71,6 +76,8 @@ def parse_args(argv=None):
     parser.add_argument("--baseline", help="compare every setting with this one: a version (version_3, 3, "
                                            "exp/version_3) or key=value[,key=value] (lr=0.001)")
     parser.add_argument("--html", action="store_true", help="also write report.html beside the report folder")
+    parser.add_argument("--latex", action="store_true",
+                        help="also write report.tex beside the report folder: the settings table for a paper")
     parser.add_path_argument("--out", help="output folder (default: res/<exp>/report, or res/report for several)")
     return parser.parse_args(argv)
 
@@ -262,9 +269,14 @@ def runs_table(records, keys, metric, test_key, several) -> tuple:
     return "runs", columns, rows
 
 
+def repeats_of(keys) -> str:
+    """What a setting's runs repeat over: "seeds", "folds", "seeds and folds", or "their runs"."""
+    words = [word for key, word in zip(REPEAT_KEYS, ("seeds", "folds"), strict=True) if key in keys]
+    return " and ".join(words) or "their runs"
+
+
 def settings_table(groups, keys, metric, test_key, several) -> tuple:
     params = hyperparameters(keys)
-    repeats = " and ".join(word for key, word in zip(REPEAT_KEYS, ("seeds", "folds"), strict=True) if key in keys)
     columns = (["experiment"] if several else []) + [*params, "finished", f"best {metric}", test_key,
                                                       "median fit time", "GPU-h", "peak MB", "samples/s"]
     rows = []
@@ -274,7 +286,7 @@ def settings_table(groups, keys, metric, test_key, several) -> tuple:
                      f"{s['finished']}/{len(members)}", fmt_mean_std(s["best_mean"], s["best_std"]),
                      fmt_mean_std(s["test_mean"], s["test_std"]), fmt_cost(s["median_s"], "s", 1),
                      fmt_cost(s["gpu_hours"], "", 3), fmt_cost(s["peak_mb"], ""), fmt_cost(s["samples_per_sec"], "")])
-    return f"settings: mean ± std over {repeats or 'their runs'}", columns, rows
+    return f"settings: mean ± std over {repeats_of(keys)}", columns, rows
 
 
 def comparisons(groups, baseline, maximize) -> list:
@@ -303,6 +315,18 @@ def comparison_table(compared, baseline, params, metric, several) -> tuple:
         rows.append([label(members, params, several), f"{c.n} vs {c.n_baseline}", c.test, f"{c.difference:+.4f}",
                      f"[{c.low:+.4f}, {c.high:+.4f}]", fmt_p(c.p_value), excluded])
     return f"against the baseline {label(baseline, params, several)} (setting minus baseline)", columns, rows
+
+
+def paper_table(groups, keys, metric, test_key, maximize, several, label, baseline, compared) -> str:
+    """The settings table in LaTeX (sh/_report_latex.py), from the same numbers as groups.csv."""
+    params = hyperparameters(keys)
+    rows = [([fmt_param(members[0]["params"].get(k)) for k in params], group_stats(members),
+             members[0]["experiment"] if several else None) for members in groups]
+    significant = {groups.index(members) for members, c, _ in compared or () if c.excludes_zero}
+    tests = sorted({c.test for _, c, _ in compared or () if c.difference is not None})
+    return latex_table(rows, [short_key(k, params) for k in params], metric, test_key, maximize, repeats_of(keys),
+                       label, baseline=groups.index(baseline) if baseline else None, significant=significant,
+                       compared_by=" or ".join(tests) or "no test: n too small")
 
 
 def print_tables(tables, notes) -> None:
@@ -438,7 +462,12 @@ def main(argv=None) -> int:
         page = (out if args.out else results_dir) / "report.html"
         title = f"{', '.join(by_experiment)}: best {metric} ({mode})"
         written.append(write_html(page, title, tables, notes, figures))
-    print("written: " + ", ".join(shown(path) for path in written + figures))
+    if args.latex:
+        text = paper_table(groups, keys, metric, test_key, maximize, several, "-".join(by_experiment), baseline,
+                           compared)
+        written.append(write_latex((out if args.out else results_dir) / "report.tex", text))
+    print("written: " + ", ".join(shown(path) for path in written + figures)
+          + (" (each figure also as .pdf and .svg)" if figures else ""))
     return 0
 
 

@@ -365,3 +365,43 @@ def test_html_report_holds_the_tables_and_every_figure(tmp_path, capsys):
         assert title in page
     assert 'class="worse"' in page and "paired t-test" in page
     assert "http" not in page.replace("http-equiv", "")  # nothing to fetch: it opens offline
+
+
+def test_latex_table_holds_the_settings_means_bolds_the_best_and_daggers_significant_differences(tmp_path, capsys):
+    make_sweep(tmp_path)  # lr 0.001 (seeds 0, 1), lr 0.01 (seeds 0, 1), lr 0.1 (seed 0)
+    for k, (best, test) in enumerate([(0.80, 0.78), (0.82, 0.80), (0.90, 0.88), (0.91, 0.89), (0.5, 0.9)]):
+        fabricate(tmp_path, k, "finished", best=best, test=test)
+    assert report.main(["-e", "sweep", "-c", str(tmp_path / "config"), "--baseline", "lr=0.001", "--latex"]) == 0
+    table = (tmp_path / "res" / "sweep" / "report.tex").read_text()
+    assert "needs \\usepackage{booktabs}" in table and "\\label{tab:sweep}" in table
+    rows = table.split("\\midrule\n", 1)[1].split("\\bottomrule", 1)[0].splitlines()
+    body = [line.strip() for line in rows if line.strip()]
+    header = table.split("\\toprule\n", 1)[1].splitlines()[0].strip()
+    assert header == "lr & best val/acc & test/acc & $n$ \\\\"
+    assert [line.count(" & ") for line in body] == [3, 3, 3]
+    assert body[0] == "0.001 (baseline) & $0.8100 \\pm 0.0141$ & $0.7900 \\pm 0.0141$ & 2 \\\\"
+    # lr 0.01 beats the baseline on both seeds (paired: its 95 % interval excludes 0): bold best and a dagger
+    assert body[1] == "0.01 & $\\mathbf{0.9050 \\pm 0.0071}^{\\dagger}$ & $0.8850 \\pm 0.0071$ & 2 \\\\"
+    assert body[2] == "0.1 & $0.5000$ & $\\mathbf{0.9000}$ & 1 \\\\"  # one run: no std, no test against it
+    assert "(paired t-test)" in table
+
+
+def test_latex_escapes_what_latex_would_read_as_commands():
+    from _report_latex import escape
+
+    assert escape("data.init_args.batch_size") == "data.init\\_args.batch\\_size"
+    assert escape("50% & $x#{y}~^\\") == ("50\\% \\& \\$x\\#\\{y\\}\\textasciitilde{}\\textasciicircum{}"
+                                         "\\textbackslash{}")
+
+
+def test_every_figure_is_also_a_one_column_pdf_with_embedded_fonts_and_an_svg(tmp_path, capsys):
+    make_sweep(tmp_path)
+    for k, best in enumerate([0.80, 0.82, 0.50, 0.51]):
+        fabricate(tmp_path, k, "finished", best=best, test=best)
+    assert report.main(["-e", "sweep", "-c", str(tmp_path / "config")]) == 0
+    folder = tmp_path / "res" / "sweep" / "report"
+    for stem in ("curves", "val-acc_vs_optimizer.init_args.lr"):
+        pdf, svg = (folder / f"{stem}.pdf").read_bytes(), (folder / f"{stem}.svg").read_text()
+        assert pdf.startswith(b"%PDF") and b"/MediaBox [ 0 0 252 " in pdf  # 3.5 in: one column
+        assert b"/FontFile2" in pdf and b"/Subtype /Type3" not in pdf  # TrueType, embedded
+        assert 'width="252pt"' in svg and "<text" not in svg  # text drawn as paths
