@@ -1,4 +1,5 @@
 """Helpers for baking the template with pytest-cookies and checking what comes out."""
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +23,18 @@ def run(command, cwd, timeout=600, env=None):
 
 def run_python(args, cwd, **kwargs):
     return run([sys.executable, *map(str, args)], cwd, **kwargs)
+
+
+def readme_section(readme: str, title: str) -> str:
+    """The text of a generated README's ``## title`` section, up to the next ``## `` heading."""
+    start = readme.index(f"## {title}\n")
+    following = readme.find("\n## ", start + 1)
+    return readme[start:following if following != -1 else None]
+
+
+def code_blocks(text: str, language: str) -> list[str]:
+    """The fenced ``language`` code blocks of ``text``, in order."""
+    return re.findall(rf"```{language}\n(.*?)```", text, flags=re.DOTALL)
 
 
 def pytest_configure(config):

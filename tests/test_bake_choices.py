@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import yaml
-from conftest import bake
+from conftest import bake, readme_section
 
 CHOICES = json.loads((__import__("conftest").TEMPLATE / "cookiecutter.json").read_text())
 IMAGES = ("mnist", "fashion_mnist", "cifar10", "digits", "imagefolder")
@@ -131,12 +131,6 @@ def test_answers_are_recorded_for_regeneration(cookies):
     assert answers["dataset"] == "digits" and answers["model"] == "mlp"
     auto = json.loads((bake(cookies, task="tabular") / ".cookiecutter.json").read_text())
     assert (auto["task"], auto["dataset"], auto["model"]) == ("tabular", "auto", "auto")  # a later bake resolves it
-
-
-def readme_section(readme: str, title: str) -> str:
-    start = readme.index(f"## {title}\n")
-    following = readme.find("\n## ", start + 1)
-    return readme[start:following if following != -1 else None]
 
 
 def map_rows(readme: str) -> dict:

@@ -5,38 +5,27 @@ run.py, hparams.py, report.py and an optuna search work on it.
 """
 import csv
 import json
-import re
 import shlex
 import subprocess
 import sys
 
 import pytest
 import yaml
-from conftest import bake, run_python
+from conftest import bake, code_blocks, readme_section, run_python
 
 pytestmark = pytest.mark.slow
 
 SHORT = "--trainer.max_epochs=3 --trainer.enable_progress_bar=false"
 
 
-def section(readme: str, title: str) -> str:
-    start = readme.index(f"## {title}\n")
-    following = readme.find("\n## ", start + 1)
-    return readme[start:following if following != -1 else None]
-
-
-def code_blocks(text: str, language: str) -> list[str]:
-    return re.findall(rf"```{language}\n(.*?)```", text, flags=re.DOTALL)
-
-
 def follow_the_readme(project):
     """Write the README's files and run its commands, exactly as they are printed there."""
     readme = (project / "README.md").read_text()
     for title in ("Add your own dataset", "Add your own model"):
-        [code] = code_blocks(section(readme, title), "python")
+        [code] = code_blocks(readme_section(readme, title), "python")
         first_line, body = code.split("\n", 1)
         (project / first_line.removeprefix("# ")).write_text(body)
-    together = section(readme, "Put them together: an experiment")
+    together = readme_section(readme, "Put them together: an experiment")
     structure, run_and_report = code_blocks(together, "bash")
     created = run_python(shlex.split(structure.strip())[1:], project)
     assert created.returncode == 0, created.stderr
