@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PYTEST_WORKERS ?= 2
 BENCH_ARGS ?=
 
-.PHONY: venv browser demo test test-fast bench gpu-bundle gpu-check clean
+.PHONY: venv test-tools demo test test-fast bench gpu-bundle gpu-check clean
 
 $(VENV)/.installed: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -15,16 +15,17 @@ $(VENV)/.installed: requirements-dev.txt
 
 venv: $(VENV)/.installed
 
-## Headless Chromium for the test that renders report.html (skipped, with a note, where it cannot be installed).
-browser:
-	bash scripts/install_browser.sh
+## System programs some tests use: headless Chromium (report.html), pdflatex (report.tex); skipped with a note where
+## apt-get cannot install them.
+test-tools:
+	bash scripts/install_test_tools.sh
 
 ## Bake a project on the offline digits set, train config/example.yaml on CPU, print the test accuracy.
 demo: venv
 	$(PY) scripts/demo.py
 
 ## All tests of the template (bakes every choice, trains a representative subset).
-test: venv browser
+test: venv test-tools
 	$(PY) -m pytest tests -n $(PYTEST_WORKERS) --dist loadgroup
 
 ## Quick tests only (no training runs).

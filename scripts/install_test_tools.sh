@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
-# Headless Chromium and its WebDriver, for the test that opens report.html in a real browser
-# (tests/test_comparison.py): Debian's chromium and chromium-driver packages. Where they cannot be
-# installed (no apt-get, not root and no password-less sudo, no network), it says so and the test skips.
+# The system programs some tests use, from Debian's packages, each installed only where it is missing:
+#   chromium, chromium-driver                           report.html opened in a real browser (test_comparison.py)
+#   texlive-latex-base, texlive-latex-recommended       report.py --latex compiled with pdflatex (test_reproducible_results.py)
+# Where a package cannot be installed (no apt-get, not root and no password-less sudo, no network) it says so
+# in one line and the tests that need it skip with a note; it never fails `make test`.
 set -u
-if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
-    exit 0
-fi
+missing=()
+command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 \
+    || missing+=(chromium chromium-driver)
+command -v pdflatex >/dev/null 2>&1 && kpsewhich booktabs.sty >/dev/null 2>&1 \
+    || missing+=(texlive-latex-base texlive-latex-recommended)
+[ ${#missing[@]} -eq 0 ] && exit 0
+skipped="the tests that need ${missing[*]} will be skipped"
 if ! command -v apt-get >/dev/null 2>&1; then
-    echo "note: no apt-get here: the headless-browser test will be skipped" >&2
+    echo "note: no apt-get here: $skipped" >&2
     exit 0
 fi
 if [ "$(id -u)" -eq 0 ]; then
@@ -15,11 +21,14 @@ if [ "$(id -u)" -eq 0 ]; then
 elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
     as_root=(sudo -n)
 else
-    echo "note: installing chromium needs root: the headless-browser test will be skipped" >&2
+    echo "note: installing packages needs root: $skipped" >&2
     exit 0
 fi
-echo "installing chromium and chromium-driver (headless-browser test) ..." >&2
-install() { DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -q chromium chromium-driver >/dev/null 2>&1; }
+echo "installing ${missing[*]} (for tests) ..." >&2
+install() {
+    DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" \
+        >/dev/null 2>&1
+}
 install || { "${as_root[@]}" apt-get update -q >/dev/null 2>&1 && install; } \
-    || echo "note: chromium could not be installed: the headless-browser test will be skipped" >&2
+    || echo "note: apt-get could not install them: $skipped" >&2
 exit 0

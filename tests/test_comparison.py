@@ -105,7 +105,7 @@ def browser():
     driver = shutil.which("chromedriver")
     if not chromium or not driver:
         pytest.skip("no headless browser: Debian's chromium and chromium-driver are not installed "
-                    "(scripts/install_browser.sh, run by make test, installs them where apt-get may)")
+                    "(scripts/install_test_tools.sh, run by make test, installs them where apt-get may)")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
