@@ -23,6 +23,11 @@ def one_line(text) -> str:
     return " ".join(line.strip() for line in str(text).splitlines() if line.strip())
 
 
+def masked(url: str) -> str:
+    """``url`` with any password replaced by ``***``: a database or tracking server address as it is shown."""
+    return re.sub(r"(://[^/:@]*:)[^/@]*@", r"\1***@", url)
+
+
 def cause_of_type(error, kinds):
     """``error``, or the exception it was raised from or while handling, that is one of ``kinds``; else None."""
     seen = set()

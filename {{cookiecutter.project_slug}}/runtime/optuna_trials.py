@@ -9,7 +9,6 @@ normally and keeps its results), records ``pruned_at_epoch`` on the trial for th
 ``run_status`` ``pruned`` for the run's manifest.json and metrics.json. A trial that already finished
 (a re-run) trains without reporting.
 """
-import re
 import warnings
 from typing import Optional, Union
 
@@ -19,7 +18,7 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_info
 
 from contract import ConfigError
 
-from .errors import one_line
+from .errors import masked, one_line
 
 PRUNED_AT = "pruned_at_epoch"  # trial user attribute: set by the callback when the pruner stops the run
 
@@ -37,27 +36,50 @@ def make_pruner(setting) -> optuna.pruners.BasePruner:
     raise ValueError(f"pruner must be median, none, or median: with MedianPruner arguments, got {setting!r}")
 
 
-def masked(url: str) -> str:
-    """``url`` with any password replaced by ``***``."""
-    return re.sub(r"(://[^/:@]*:)[^/@]*@", r"\1***@", url)
+def database_url(url: str) -> str:
+    """``url`` as SQLAlchemy opens it: a bare ``postgresql://`` (or ``postgres://``) goes through psycopg 3 when it
+    is installed (the project's ``postgresql`` extra); ``postgresql+psycopg2://`` and the like are kept."""
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme in ("postgresql", "postgres"):
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            return "postgresql://" + rest  # SQLAlchemy's default driver, psycopg2, if that is installed
+        return "postgresql+psycopg://" + rest
+    return url
 
 
-def open_storage(url: str) -> optuna.storages.RDBStorage:
-    """The study database at ``url``, opened (its tables made when new): the one place a storage URL is opened.
-    ConfigError naming the URL (password masked) when it is malformed, names an unknown database, needs a driver
-    that is not installed, or the database does not answer."""
+def database_errors() -> tuple:
+    """What a study database that stops answering raises: SQLAlchemy's errors, and optuna's wrapping of them."""
     import sqlalchemy.exc
 
-    try:
-        return optuna.storages.RDBStorage(url)
+    return sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError
+
+
+def database_error(error: BaseException) -> str:
+    """The one line a database's own error says (psycopg's, sqlite's), past SQLAlchemy's and optuna's wrapping."""
+    while isinstance(error, optuna.exceptions.StorageInternalError) and error.__cause__ is not None:
+        error = error.__cause__
+    return one_line(getattr(error, "orig", None) or error)[:200]
+
+
+def open_storage(url: str, **options) -> optuna.storages.RDBStorage:
+    """The study database at ``url``, opened (its tables made when new): the one place a storage URL is opened.
+    ``options``: RDBStorage's own (the heartbeat). ConfigError naming the URL (password masked) when it is
+    malformed, names an unknown database, needs a driver that is not installed, or the database does not answer."""
+    import sqlalchemy.exc
+
+    try:  # pool_pre_ping: a connection the server dropped (a restart) is replaced, not used
+        return optuna.storages.RDBStorage(database_url(url), engine_kwargs={"pool_pre_ping": True}, **options)
     except sqlalchemy.exc.NoSuchModuleError:
         why = f"unknown database kind {url.split(':', 1)[0]!r} (sqlite, postgresql, mysql ...)"
     except sqlalchemy.exc.ArgumentError as error:
         why = f"not a database URL ({one_line(error)}); e.g. sqlite:///res/opt/optuna.db or postgresql://user@host/db"
     except ImportError as error:
-        why = f"its database driver is not installed ({one_line(error.__cause__ or error)})"
+        hint = '; pip install "psycopg[binary]"' if url.startswith("postgres") else ""
+        why = f"its database driver is not installed ({one_line(error.__cause__ or error)}){hint}"
     except sqlalchemy.exc.SQLAlchemyError as error:
-        why = f"the database does not answer ({one_line(getattr(error, 'orig', None) or error)[:200]})"
+        why = f"the database does not answer ({database_error(error)})"
     raise ConfigError(f"--storage {masked(url)}: {why}")
 
 
@@ -115,6 +137,22 @@ class OptunaPruning(Callback):
         if trainer.is_global_zero:
             self._trial = self._load_trial()
 
+    def _report(self, score: float, epoch: int) -> bool:
+        """Report ``score``; whether the pruner stops the run. A study database that stops answering is warned
+        of once and the run trains on unpruned: its results are the run's, the search tells the study later."""
+        try:
+            self._trial.report(score, step=epoch)
+            prune = self._trial.should_prune()
+            if prune:
+                self._trial.set_user_attr(PRUNED_AT, epoch)
+                rank_zero_info(f"optuna: trial {self.trial_number} pruned at epoch {epoch}")
+            return prune
+        except database_errors() as error:
+            warnings.warn(f"optuna: the study database {masked(self.storage)} stopped answering "
+                          f"({database_error(error)}); training on without pruning", stacklevel=2)
+            self._trial = None
+            return False
+
     def on_validation_end(self, trainer, pl_module) -> None:
         if trainer.sanity_checking:
             return
@@ -125,12 +163,7 @@ class OptunaPruning(Callback):
                 warnings.warn(f"optuna: metric {self.monitor!r} was not logged; nothing reported for pruning",
                               stacklevel=2)
             else:
-                epoch = trainer.current_epoch
-                self._trial.report(float(score), step=epoch)
-                prune = self._trial.should_prune()
-                if prune:
-                    self._trial.set_user_attr(PRUNED_AT, epoch)
-                    rank_zero_info(f"optuna: trial {self.trial_number} pruned at epoch {epoch}")
+                prune = self._report(float(score), trainer.current_epoch)
         if trainer.world_size > 1:
             prune = trainer.strategy.broadcast(prune)
         if prune:

@@ -117,9 +117,35 @@ class LockHandle:
         return LockHandle(duplicate.detach())
 
 
-def train_forked(args: list, log_file: str, env: dict, threads: Optional[int], lock: LockHandle) -> None:
+def stop_with_runner(runner: int) -> None:
+    """SIGTERM this process when the runner (pid ``runner``) ends. A runner killed outright (SIGKILL, an optuna
+    worker's machine lost) then leaves no fit training on unowned: it stops as on Ctrl-C and is recorded
+    ``interrupted``. (A forked version's parent is the forkserver, which outlives the runner while a version
+    runs, so the parent-death signal would not do.) Watched by a daemon thread: a pidfd on Linux, else a poll."""
+    import select
+    import threading
+
+    def watch():
+        try:
+            select.select([os.pidfd_open(runner)], [], [])  # readable once the runner has ended
+        except (AttributeError, OSError):  # no pidfd here: poll
+            while True:
+                try:
+                    os.kill(runner, 0)
+                except ProcessLookupError:
+                    break
+                except PermissionError:
+                    pass
+                time.sleep(1)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="runner-watch", daemon=True).start()
+
+
+def train_forked(args: list, log_file: str, env: dict, threads: Optional[int], lock: LockHandle, runner: int) -> None:
     """A pre-imported version's process: main.py's ``main(args)`` holding the runner's lock, its output appended
-    to ``log_file``."""
+    to ``log_file``; it stops when the runner (pid ``runner``) ends."""
+    stop_with_runner(runner)
     os.chdir(PROJECT_ROOT)
     os.environ.update(env, **{LOCK_FD_ENV: str(lock.fd)})
     log = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -144,7 +170,7 @@ class ForkedRun:
 
     def __init__(self, context, args: list, log_file, env: dict, threads: Optional[int], lock_fd: int):
         self.process = context.Process(target=train_forked,
-                                       args=(args, str(log_file), env, threads, LockHandle(lock_fd)))
+                                       args=(args, str(log_file), env, threads, LockHandle(lock_fd), os.getpid()))
         self.process.start()
 
     @property

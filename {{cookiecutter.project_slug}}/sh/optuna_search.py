@@ -7,7 +7,12 @@
     python sh/report.py -e optuna_lr
 
 The study (named after the experiment unless --study) lives in res/<exp>/optuna.db unless
---storage names another database; workers started with the same study and storage share it.
+--storage names another database (a team's PostgreSQL: ``postgresql://user@host/db``, with the driver
+from ``pip install "psycopg[binary]"``); workers started with the same study and storage share it, on one
+machine or many. A worker records a heartbeat for its trial every --heartbeat seconds: a trial whose worker
+died (killed, its machine lost) is marked failed by the next worker that asks for one, and its version is
+left ``interrupted``, to resume with sh/run.py. A database that stops answering ends the worker with one line;
+what the study recorded stays in it.
 Each trial samples the spec's search space, becomes a new version_k whose version.yaml holds
 the sampled values and the pruning callback (runtime/optuna_trials.py), and runs through
 sh/run.py's runner (lock, run.log, manifest). The objective is the experiment's ``run.monitor``,
@@ -16,7 +21,10 @@ maximised or minimised as ``run.mode`` says: a trial's value is its best in hist
 import argparse
 import math
 import sys
+import threading
 import time
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -40,7 +48,8 @@ from _experiments import (
 from _runner import run_versions
 from _search import check_keys, describe, load_spec, overrides_yaml
 from contract import ConfigError
-from runtime.optuna_trials import make_pruner, masked, open_storage, was_pruned
+from runtime.errors import masked
+from runtime.optuna_trials import database_error, database_errors, make_pruner, open_storage, was_pruned
 from runtime.run_folder import DONE, read_csv
 
 SETTINGS = ("pruner", "metric", "direction")  # metric and direction: only to say they moved to run.monitor/mode
@@ -57,6 +66,9 @@ def parse_args(argv=None):
     parser.add_argument("--trials", type=int, default=10, help="trials this worker runs (default 10)")
     parser.add_argument("--storage", help="study database URL (default: sqlite under res/<exp>/optuna.db)")
     parser.add_argument("--study", help="study name (default: the experiment name)")
+    parser.add_argument("--heartbeat", type=int, default=60,
+                        help="seconds between a trial's heartbeats; a trial silent for twice that is failed by the "
+                             "next worker (default 60)")
     parser.add_path_argument("-c", "--config", default="config", help="config folder")
     parser.add_path_argument("--template", default="config/template.yaml", help="share.yaml of a new experiment")
     parser.add_argument("-d", "--desc", default="", help="desc.txt of a new experiment")
@@ -111,13 +123,45 @@ def retried(action, attempts=5, again=lambda error: True):
         time.sleep(0.5 + attempt / 2)
 
 
-def opened(url: str) -> optuna.storages.RDBStorage:
-    """The study database (runtime/optuna_trials.py's open_storage); one UsageError line naming the URL when it
-    cannot work."""
+def say_failed(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    version = trial.user_attrs.get("version", "its version")
+    print(f"trial {trial.number} ({version}): failed: its worker stopped sending heartbeats", flush=True)
+
+
+def opened(url: str, heartbeat: int) -> optuna.storages.RDBStorage:
+    """The study database (runtime/optuna_trials.py's open_storage) with optuna's trial heartbeat; one UsageError
+    line naming the URL when it cannot work."""
+    options = dict(heartbeat_interval=heartbeat, grace_period=2 * heartbeat, heartbeat_stale_trial_callback=say_failed)
     try:
-        return retried(lambda: open_storage(url), again=lambda error: "does not answer" in str(error))
+        return retried(lambda: open_storage(url, **options), again=lambda error: "does not answer" in str(error))
     except ConfigError as error:
         raise UsageError(str(error)) from None
+
+
+@contextmanager
+def heartbeat(storage: optuna.storages.RDBStorage, trial_id: int):
+    """Record the trial's heartbeat now and every heartbeat interval while the block runs (optuna's ask-and-tell
+    has no thread of its own for it). A database that stops answering is left for the worker's next call to
+    report: this thread only stops beating."""
+    stop = threading.Event()
+
+    def beat():
+        while True:
+            try:
+                storage.record_heartbeat(trial_id)
+            except database_errors():
+                return
+            if stop.wait(storage.get_heartbeat_interval()):
+                return
+
+    storage.record_heartbeat(trial_id)
+    thread = threading.Thread(target=beat, name="optuna-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def open_study(name, storage, direction, pruner) -> optuna.Study:
@@ -173,6 +217,7 @@ def run_trial(study, distributions, experiment_dir, url, metric, direction, prun
 
     Returns the trial's final state, or None when Ctrl-C interrupted it.
     """
+    optuna.storages.fail_stale_trials(study)  # trials whose worker died
     trial = study.ask(distributions)
     point = {key: trial.params[key] for key in distributions}
     detail = f"optuna trial {trial.number} of study {study.study_name} ({url}):\n{describe(point)}"
@@ -181,7 +226,8 @@ def run_trial(study, distributions, experiment_dir, url, metric, direction, prun
     trial.set_user_attr("version", version_dir.name)
     print(f"trial {trial.number} -> {shown(version_dir)}: {describe(point)}", flush=True)
     version = Version(experiment_dir, int(version_dir.name.split("_")[1]), tuple(main_args))
-    outcome = run_versions([version], say=lambda line: print(line, flush=True))[0]
+    with heartbeat(study._storage, trial._trial_id):
+        outcome = run_versions([version], say=lambda line: print(line, flush=True))[0]
     if outcome.status == "interrupted":
         study.tell(trial, state=TrialState.FAIL)
         return None
@@ -204,9 +250,11 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.trials < 1:
         raise UsageError(f"--trials must be at least 1, got {args.trials}")
+    if args.heartbeat < 1:
+        raise UsageError(f"--heartbeat must be at least 1 second, got {args.heartbeat}")
     check_storage(args.storage)
     url = storage_url(args.storage) if args.storage else None
-    storage = opened(url) if url else None  # a database named by the user: checked before anything else
+    storage = opened(url, args.heartbeat) if url else None  # a database named by the user: checked before anything
     experiment_dir = args.config / check_experiment_name(args.ex_name)
     template = args.template
     if not template.is_file():
@@ -222,17 +270,28 @@ def main(argv=None) -> int:
     experiment_dir, _ = ensure_experiment(args.ex_name, args.config, template, args.desc)
     if storage is None:
         url = storage_url(None, experiment_dir, main_args)
-        storage = opened(url)
-    study = open_study(args.study or args.ex_name, storage, direction, make_pruner(pruner))
-    print(f"study {study.study_name} in {url}: {len(study.trials)} trials so far", flush=True)
-    for _ in range(args.trials):
-        if run_trial(study, distributions, experiment_dir, url, metric, direction, pruner, main_args) is None:
-            return 130
-    if any(trial.state == TrialState.COMPLETE for trial in study.get_trials(deepcopy=False)):
-        best = study.best_trial
-        print(f"best so far: trial {best.number} ({best.user_attrs.get('version')}), {metric} {best.value:.4f}")
+        storage = opened(url, args.heartbeat)
+    try:
+        study = open_study(args.study or args.ex_name, storage, direction, make_pruner(pruner))
+        print(f"study {study.study_name} in {masked(url)}: {len(study.trials)} trials so far", flush=True)
+        for _ in range(args.trials):
+            if run_trial(study, distributions, experiment_dir, url, metric, direction, pruner, main_args) is None:
+                return 130
+        if any(trial.state == TrialState.COMPLETE for trial in study.get_trials(deepcopy=False)):
+            best = study.best_trial
+            print(f"best so far: trial {best.number} ({best.user_attrs.get('version')}), {metric} {best.value:.4f}")
+    except (*database_errors(), ConfigError) as error:  # ConfigError: open_storage's, reopening it
+        opening = isinstance(error, ConfigError)
+        why = str(error).split(": ", 1)[-1] if opening else database_error(error)
+        print(f"ERROR: the study database {masked(url)} stopped answering ({why}): the trials "
+              "it recorded are kept there and every trained version in res/; start the worker again once it answers",
+              file=sys.stderr)
+        return 1
     return 0
 
 
 if __name__ == "__main__":
+    # ask-and-tell with optuna's heartbeat (recorded by this script's own thread), and its fail_stale_trials
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     sys.exit(exit_on_usage_error(main))

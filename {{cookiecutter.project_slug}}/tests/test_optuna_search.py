@@ -11,7 +11,8 @@ from _runner import Outcome
 from _search import load_spec
 from conftest import PROJECT_ROOT
 from contract import ConfigError
-from runtime.optuna_trials import OptunaPruning, make_pruner, masked, open_storage, was_pruned
+from runtime.errors import masked
+from runtime.optuna_trials import OptunaPruning, make_pruner, open_storage, was_pruned
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 PRUNER = {"median": {"n_startup_trials": 1}}
