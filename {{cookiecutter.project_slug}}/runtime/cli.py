@@ -8,7 +8,8 @@ What each step adds to Lightning's own CLI:
 - parse: the version folder names the run (run_folder.py's identity rule); ``--ckpt_path best|last``
   is found on disk before anything is written;
 - before the classes are built: the machine is checked and the GPUs picked (preflight.py), loggers,
-  checkpoints and profiler files are routed into the run folder, callbacks that watch a metric get
+  checkpoints and profiler files are routed into the run folder (a team's MLflow server must answer),
+  callbacks that watch a metric get
   ``run.monitor`` / ``run.mode``, a continued run's logger runs are reopened;
 - fit: the folder is locked and guarded, config.yaml, manifest.json, history.csv and metrics.json are
   written, checkpoints are written atomically, the best checkpoint is tested after fit;
@@ -42,7 +43,7 @@ from .callbacks import (
     use_atomic_checkpoints,
 )
 from .errors import cause_of_type, one_line, parse_error_message, refused_setting
-from .preflight import preflight
+from .preflight import check_tracking_server, preflight
 from .run_folder import (
     DISK_FULL,
     LIGHTNING_RESUME_NAMES,
@@ -200,6 +201,7 @@ class ResearchCLI(LightningCLI):
         config = self.config[self.subcommand]
         preflight(config.trainer)
         route_outputs(config.trainer, self.paths)
+        check_tracking_server(config.trainer)
         watch_monitor(config.trainer, config.run)
         if self.subcommand != "fit" or config.ckpt_path:  # log into the runs of the version being continued
             continue_logger_runs(config.trainer, self.paths)

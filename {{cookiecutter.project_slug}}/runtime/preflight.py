@@ -1,5 +1,6 @@
-"""Checks and settings made before anything is built: a choice this machine cannot run stops with one
-clear line, ``devices: N`` picks the N least-busy GPUs, and float32 matmuls use tensor cores on CUDA.
+"""Checks and settings made before anything is built: a choice this machine cannot run, or an MLflow tracking
+server that does not answer, stops with one clear line, ``devices: N`` picks the N least-busy GPUs, and float32
+matmuls use tensor cores on CUDA.
 
 Imports torch only inside the functions that need it: sh/run.py checks its ``--gpus`` against the
 ``nvidia-smi`` query here without paying for torch.
@@ -13,7 +14,8 @@ from typing import Callable, Optional
 
 from contract import ConfigError
 
-from .run_folder import class_name
+from .errors import masked
+from .run_folder import class_name, logger_configs
 
 os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")  # CUDA device i == nvidia-smi index i
 
@@ -77,6 +79,31 @@ def check_callbacks(trainer_config) -> None:
         if class_name(callback) in CALLBACKS_NEEDING_A_LOGGER:
             raise ConfigError(f"callback {class_name(callback)} logs through the logger and trainer.logger is "
                               "false; choose a logger (trainer.logger) or drop the callback")
+
+
+def check_tracking_server(trainer_config, timeout: float = 10) -> None:
+    """ConfigError when an MLflow logger's tracking server (``MLFLOW_TRACKING_URI``, an http(s) address) does not
+    answer: one line before training, not MLflow's minutes of retries and a traceback. Call it after the
+    logger's tracking_uri is set (run_folder.route_outputs)."""
+    import urllib.error
+    import urllib.request
+
+    for logger in logger_configs(trainer_config):
+        uri = str(logger.init_args.get("tracking_uri") or "") if class_name(logger) == "MLFlowLogger" else ""
+        if not uri.startswith(("http://", "https://")):
+            continue
+        try:
+            urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout).close()
+        except urllib.error.HTTPError as error:  # it answers; a proxy in front may not know /health
+            if error.code < 500:
+                continue
+            why = f"HTTP {error.code}"
+        except (urllib.error.URLError, OSError) as error:
+            why = str(getattr(error, "reason", error))
+        else:
+            continue
+        raise ConfigError(f"the MLflow tracking server {masked(uri)} (MLFLOW_TRACKING_URI) does not answer ({why}); "
+                          "start it, correct the address, or unset MLFLOW_TRACKING_URI to log into res/mlflow.db")
 
 
 def use_tensor_cores(trainer_config, cuda_available: Optional[bool] = None) -> bool:
