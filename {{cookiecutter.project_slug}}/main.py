@@ -10,7 +10,13 @@
 Results go to ``res/<experiment>/<version>/``. What your model and datamodule owe the project is in
 contract.py; how a run is filed and recorded, in runtime/cli.py.
 """
+import os
 import sys
+
+# Before torch loads MKL and OpenMP: a fixed thread count, so a run on the CPU repeats bit for bit (sh/reproduce.py)
+# even on a busy machine, where MKL would otherwise use fewer threads on some calls and sum in another order.
+os.environ.setdefault("MKL_DYNAMIC", "FALSE")
+os.environ.setdefault("OMP_DYNAMIC", "FALSE")
 
 from pytorch_lightning import LightningDataModule, LightningModule
 

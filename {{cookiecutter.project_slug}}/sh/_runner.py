@@ -92,7 +92,7 @@ def run_environment(gpu_ids, threads: Optional[int]) -> dict:
     return {}
 
 
-PRE_IMPORTED = ("torch", "pytorch_lightning", "main", "model", "data", "torch.utils.tensorboard")  # imported once
+PRE_IMPORTED = ("main", "model", "data", "torch.utils.tensorboard")  # imported once; main first: it sets MKL up
 
 
 def pre_imported_server():
