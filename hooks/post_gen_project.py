@@ -17,8 +17,9 @@ MODEL_MODULES = {"classifier.py", "autoencoder.py", "tabular.py", "text.py"}
 KEEP_MODEL_MODULE = "{{ cookiecutter.__model_module }}.py"
 # The tests of one task family; the others' are removed with their code.
 FAMILY_TESTS = {
-    "image_classification": ("test_data.py", "test_model.py", "test_performance.py", "test_predict.py"),
-    "autoencoder": ("test_data.py", "test_autoencoder.py"),
+    "image_classification": ("test_data.py", "test_model.py", "test_performance.py", "test_predict.py",
+                             "test_streaming.py"),
+    "autoencoder": ("test_data.py", "test_autoencoder.py", "test_streaming.py"),
     "tabular": ("test_tabular.py",),
     "text_classification": ("test_text.py",),
 }
@@ -38,6 +39,9 @@ def unneeded_paths():
         yield Path("model", module)
     if TASK not in ("image_classification", "autoencoder"):
         yield Path("data", "_in_memory.py")
+        yield Path("data", "streaming.py")
+        yield Path("sh", "optimize_data.py")
+        yield Path("config", "switches", "streaming.yaml")
     for test in {name for names in FAMILY_TESTS.values() for name in names} - set(FAMILY_TESTS[TASK]):
         yield Path("tests", test)
     if HPARAM_SEARCH == "none":

@@ -1,6 +1,7 @@
 """Real servers for the tests of a team's services, each on 127.0.0.1 at a free port and in a folder of its own:
 PostgreSQL from the Debian package (a fresh cluster with trust authentication; run as the ``postgres`` user when
-the tests run as root, as initdb refuses root) and an MLflow tracking server. Each is stopped and started again
+the tests run as root, as initdb refuses root), an MLflow tracking server and an S3 endpoint (moto's server, over
+TLS with a certificate of a test CA, as litdata's S3 client takes https only). Each is stopped and started again
 at will, as a server that goes away mid-study is."""
 import glob
 import os
@@ -91,22 +92,38 @@ class Postgres:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-class MlflowServer:
+class ServerProcess:
+    """A server program run in its own session, its output in ``folder``/server.log; ``stop`` ends it."""
+
+    def __init__(self, folder: Path, scheme: str):
+        self.folder, self.port = folder, free_port()
+        self.url = f"{scheme}://127.0.0.1:{self.port}"
+        self.process = None
+
+    def launch(self, command: list) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.log = open(self.folder / "server.log", "ab")
+        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, 15)
+            self.process.wait(60)
+        self.log.close()
+
+
+class MlflowServer(ServerProcess):
     """``mlflow server`` on 127.0.0.1: a SQLite backend and an artifact folder in ``folder``; ``url`` to reach it."""
 
     def __init__(self, folder: Path):
-        self.folder, self.port = folder, free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process = None
+        super().__init__(folder, "http")
 
     def start(self) -> None:
         mlflow = Path(sys.executable).with_name("mlflow")
         command = [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
                    "--backend-store-uri", f"sqlite:///{self.folder / 'mlflow.db'}",
                    "--artifacts-destination", str(self.folder / "artifacts")]
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.log = open(self.folder / "server.log", "ab")
-        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.launch(command)
 
         def healthy():
             if self.process.poll() is not None:
@@ -118,8 +135,62 @@ class MlflowServer:
 
         wait_until(healthy, 120, "mlflow server")
 
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, 15)
-            self.process.wait(60)
-        self.log.close()
+
+def test_ca(folder: Path) -> tuple[Path, Path, Path]:
+    """(CA certificate, server certificate, server key) for 127.0.0.1, made in ``folder``."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(now + datetime.timedelta(1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    server = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+              .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+              .not_valid_before(now).not_valid_after(now + datetime.timedelta(1))
+              .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+              .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                             critical=False)
+              .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+              .sign(ca_key, hashes.SHA256()))
+    paths = folder / "ca.pem", folder / "server.pem", folder / "server.key"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(server.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return paths
+
+
+class S3Server(ServerProcess):
+    """moto's S3 server on https://127.0.0.1; ``env`` points boto3 and litdata's clients at it."""
+
+    def __init__(self, folder: Path):
+        super().__init__(folder, "https")
+
+    def start(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        ca, certificate, key = test_ca(self.folder)
+        self.env = {"AWS_ENDPOINT_URL": self.url, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+                    "AWS_DEFAULT_REGION": "us-east-1", "AWS_CA_BUNDLE": str(ca), "SSL_CERT_FILE": str(ca)}
+        moto = Path(sys.executable).with_name("moto_server")
+        self.launch([str(moto), "-H", "127.0.0.1", "-p", str(self.port), "-c", str(certificate), "-k", str(key)])
+        wait_until(lambda: answers(self.port), 60, "moto S3 server")
+
+    def upload(self, folder: Path, bucket: str, prefix: str) -> None:
+        """``aws s3 sync folder s3://bucket/prefix``, with boto3 (the bucket made first)."""
+        import boto3
+
+        client = boto3.client("s3", endpoint_url=self.url, verify=self.env["AWS_CA_BUNDLE"], region_name="us-east-1",
+                              aws_access_key_id="test", aws_secret_access_key="test")
+        client.create_bucket(Bucket=bucket)
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                client.upload_file(str(path), bucket, f"{prefix}/{path.relative_to(folder)}")

@@ -91,7 +91,9 @@ def test_choice_bakes_a_complete_project(cookies, answers):
     images = task in ("image_classification", "autoencoder")
     data_module = DATA_MODULE[dataset] if images else f"{task.split('_')[0]}.py"
     kept = {p.name for p in (project / "data").glob("*.py")}
-    assert kept == {"__init__.py", "_common.py", data_module, *(["_in_memory.py"] if images else [])}
+    assert kept == {"__init__.py", "_common.py", data_module, *(["_in_memory.py", "streaming.py"] if images else [])}
+    streaming = (project / "sh" / "optimize_data.py", project / "config" / "switches" / "streaming.yaml")
+    assert [path.is_file() for path in streaming] == [images, images]
     kept = {p.name for p in (project / "model").glob("*.py")}
     assert kept == {"__init__.py", "_common.py", "_metrics.py", "_utils.py", MODEL_MODULE[task]}
 

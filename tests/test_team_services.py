@@ -1,8 +1,7 @@
 """A team's services, each against the real thing, as the generated README's "A team's services" section prints
 them: optuna workers sharing a study on a real PostgreSQL server (two at once, one killed mid-trial, the server
-gone mid-study), an MLflow tracking server that a version trains, resumes and tests against, and streaming data
-written by sh/optimize_data.py into litdata's chunks and trained from them (under a memory cap, on two DDP
-processes, resumed mid-epoch)."""
+gone mid-study) and an MLflow tracking server that a version trains, resumes and tests against. Streaming data
+from a shared disk or a bucket is in test_streaming_data.py."""
 import csv
 import json
 import os
@@ -21,6 +20,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("team_services")]  # one
 TINY = ("--trainer.max_epochs=2 --trainer.limit_train_batches=3 --trainer.limit_val_batches=2 "
         "--trainer.limit_test_batches=2 --trainer.enable_progress_bar=false --trainer.enable_model_summary=false")
 LONG = TINY.replace("--trainer.max_epochs=2", "--trainer.max_epochs=200")  # minutes: a trial to stop midway
+POSTGRES, MLFLOW = "One optuna study in PostgreSQL.", "An MLflow tracking server."  # the README's paragraphs
 HEARTBEAT = 2  # seconds; a trial silent for twice that is failed by the next worker
 
 
@@ -29,13 +29,17 @@ def project(cookies_session):
     return bake(cookies_session, dataset="digits", model="mlp", hparam_search="optuna")
 
 
-def section(project):
-    return readme_section((project / "README.md").read_text(), "A team's services")
+def paragraph(project, title: str) -> str:
+    """The section's paragraph headed ``**title**`` with its code, up to the next such heading."""
+    text = readme_section((project / "README.md").read_text(), "A team's services")
+    start = text.index(f"**{title}**")
+    following = text.find("\n**", start + 1)
+    return text[start:following if following != -1 else None]
 
 
-def printed(project, starts: str) -> str:
-    """The README line of the section's bash blocks that starts with ``starts``, its comment cut off."""
-    lines = [line for block in code_blocks(section(project), "bash") for line in block.splitlines()]
+def printed(project, title: str, starts: str) -> str:
+    """The README line that starts with ``starts`` in paragraph ``title``'s bash blocks, its comment cut off."""
+    lines = [line for block in code_blocks(paragraph(project, title), "bash") for line in block.splitlines()]
     [line] = [line for line in lines if line.startswith(starts)]
     return line.split("  #")[0].strip()
 
@@ -63,7 +67,7 @@ def postgres():
 
 def worker(project, postgres, experiment, trials, train_args=TINY):
     """sh/optuna_search.py as the README prints it, against the test's server, started in the background."""
-    argv = as_argv(printed(project, "python sh/optuna_search.py -e team"),
+    argv = as_argv(printed(project, POSTGRES, "python sh/optuna_search.py -e team"),
                    **{"postgresql://me@db.lab.example/optuna": postgres.url, "-e team": f"-e {experiment}",
                       "--trials 20": f"--trials {trials}"})
     argv += ["--heartbeat", str(HEARTBEAT), "-o", train_args]
@@ -186,11 +190,11 @@ def test_a_version_trains_resumes_and_tests_against_an_mlflow_server_and_its_cli
     from mlflow.tracking import MlflowClient
 
     project, env = mlflow_project, {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    setting = printed(project, "echo \"MLFLOW_TRACKING_URI=").replace("http://mlflow.lab.example:5000",
+    setting = printed(project, MLFLOW, "echo \"MLFLOW_TRACKING_URI=").replace("http://mlflow.lab.example:5000",
                                                                      mlflow_server.url)
     subprocess.run(setting, shell=True, cwd=project, check=True)
     assert f"MLFLOW_TRACKING_URI={mlflow_server.url}" in (project / ".env").read_text()
-    argv = as_argv(printed(project, "python sh/run.py -e baseline -v 0"))
+    argv = as_argv(printed(project, MLFLOW, "python sh/run.py -e baseline -v 0"))
     trained = subprocess.run([*argv, "-o", " ".join(["--trainer.max_epochs=1", *FAST])], cwd=project, env=env,
                              capture_output=True, text=True, timeout=900)
     assert trained.returncode == 0, trained.stdout[-3000:]
