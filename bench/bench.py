@@ -20,7 +20,9 @@ proper (forward, loss, metrics or accumulation, backward, update: (1)'s Lightnin
 hooks, loading the batch). The rest is a millisecond or so, so the speed a machine gives a whole run,
 which moves between runs (this one's by up to 29 %), barely moves it: (1)/(2) with both steps given
 the same compute is the ratio free of that noise. Rows for (1) with ``precision: bf16-mixed`` and
-compiled (config/switches/compile.yaml) follow on a GPU. On a CPU the default is digits alone (a resnet
+compiled (config/switches/compile.yaml) follow on a GPU; (1) streamed from litdata's chunks of the same data
+(sh/optimize_data.py, config/switches/streaming.yaml) follows wherever litdata is installed, and its samples/s
+over (1)'s is the price of reading chunks instead of memory. On a CPU the default is digits alone (a resnet
 step on MNIST-shaped data takes seconds on 2 cores, which made the first rounds' default run 20
 minutes); --full runs everything anywhere.
 
@@ -52,9 +54,11 @@ MNIST_ENV = "BENCH_MNIST_DIR"
 LHT_ENV = "BENCH_LHT_DIR"
 LHT_HELP = "lightning-hydra-template: python src/train.py --help"
 MODES = ("lightning", "raw", "floor")
-VARIANTS = {"bf16": ["--trainer.precision=bf16-mixed"], "compiled": ["-c", "config/switches/compile.yaml"]}  # of (1)
+VARIANTS = {"bf16": ["--trainer.precision=bf16-mixed"], "compiled": ["-c", "config/switches/compile.yaml"],
+            "streamed": ["-c", "config/switches/streaming.yaml"]}  # of (1)
 MODE_NAMES = {"lightning": "(1) Lightning: main.py fit", "raw": "(2) raw PyTorch loop", "floor": "(3) compute floor",
-              "bf16": "(1) with precision bf16-mixed", "compiled": "(1) compiled (switches/compile)"}
+              "bf16": "(1) with precision bf16-mixed", "compiled": "(1) compiled (switches/compile)",
+              "streamed": "(1) streamed (litdata chunks)"}
 LHT_IMPORTS = ("import hydra, lightning, omegaconf, rich, rootutils; "
                "from lightning import Callback, LightningDataModule, LightningModule, Trainer; "
                "from lightning.pytorch.loggers import Logger")
@@ -162,6 +166,7 @@ def train_commands(mode: str, project: Path, data_dir: Path, epochs: int, train_
     if mode in ("lightning", *VARIANTS):
         command = [python, "main.py", "fit", "-c", "config/example.yaml", f"--data.init_args.data_dir={data_dir}",
                    *VARIANTS.get(mode, []),
+                   *([f"--data.init_args.input_dir={streaming_dir(out.parent, project)}"] if mode == "streamed" else []),
                    f"--trainer.max_epochs={epochs}", "--trainer.enable_progress_bar=false",
                    f"--run.res_dir={out.parent / ('res_' + project.name)}", f"--run.version={version}",
                    "--run.test_after_fit=false", "--trainer.callbacks+=probe.BenchProbe"]
@@ -180,6 +185,18 @@ def train_commands(mode: str, project: Path, data_dir: Path, epochs: int, train_
     if threads:
         env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
     return command, env
+
+
+def streaming_dir(work: Path, project: Path) -> Path:
+    return work / f"streaming_{project.name}"
+
+
+def optimize_data(project: Path, data_dir: Path, work: Path) -> None:
+    """The dataset (1) trains on, written into litdata's chunks for the streamed row (sh/optimize_data.py)."""
+    config = work / f"data_{project.name}.yaml"
+    config.write_text(json.dumps({"data": {"init_args": {"data_dir": str(data_dir)}}}))  # JSON is YAML
+    run([sys.executable, "sh/optimize_data.py", "-c", "config/example.yaml", "-c", str(config),
+         "--output", str(streaming_dir(work, project))], project)
 
 
 def train_benchmark(project: Path, data_dir: Path, repeats: int, epochs: int, train_batches, val_batches,
@@ -283,6 +300,10 @@ def print_training(title: str, summary: dict) -> dict:
     ratios["(1)/(2) by median step, common compute"] = (compute + outside["raw"]) / (compute + outside["lightning"])
     print(f"  (1)/(2) = {ratios['(1)/(2) by median step, common compute']:.3f} with both steps given the same "
           f"compute time ({1000 * compute:.1f} ms): what (1) adds to the step, free of the noise between runs")
+    if "streamed" in summary:
+        ratios["streamed (1) / in-memory (1) samples/s"] = summary["streamed"]["samples_per_s"] / speed["lightning"]
+        print(f"  {MODE_NAMES['streamed']} / (1): {ratios['streamed (1) / in-memory (1) samples/s']:.3f} samples/s "
+              f"on the same data (the price of reading chunks instead of memory)")
     for variant, target in (("compiled", "GPU target for resnet >= 1.2"), ("bf16", "GPU target >= 1")):
         if variant in summary:
             ratios[f"{variant} (1) / eager 32-true (1) by median step"] = step["lightning"] / summary[variant][
@@ -321,8 +342,9 @@ def main() -> int:
     parser.add_argument("--backbone", default="resnet", choices=["resnet", "cnn", "mlp"])
     parser.add_argument("--full", action="store_true", help="every dataset and row on any device (long on a CPU)")
     parser.add_argument("--variants", default=None,
-                        help="rows of (1) with bf16-mixed precision and with torch.compile, comma-separated "
-                             "(default: bf16,compiled on a GPU or with --full; none on a CPU)")
+                        help="rows of (1) with bf16-mixed precision, torch.compile and streamed data, comma-separated "
+                             "(default: bf16,compiled on a GPU or with --full, and streamed where litdata is "
+                             "installed)")
     parser.add_argument("--sweep-versions", type=int, default=8, help="versions of the sweep measurement (0: none)")
     parser.add_argument("--mnist-train-batches", type=int, default=8,
                         help="training batches (of 128) per epoch on MNIST; 0: all 422 (hours for resnet on a CPU)")
@@ -338,7 +360,9 @@ def main() -> int:
     args = parser.parse_args()
     on_gpu_or_full = args.full or device() == "cuda"
     args.datasets = args.datasets or ("digits,mnist" if on_gpu_or_full else "digits")
-    args.variants = args.variants if args.variants is not None else ("bf16,compiled" if on_gpu_or_full else "")
+    streamed = ",streamed" if importlib.util.find_spec("litdata") else ""  # the streaming extra
+    args.variants = args.variants if args.variants is not None else (
+        ("bf16,compiled" if on_gpu_or_full else "") + streamed).strip(",")
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
     if not datasets or set(datasets) - {"digits", "mnist"}:
         sys.exit(f"ERROR: --datasets takes digits and/or mnist, got {args.datasets!r}")
@@ -386,6 +410,8 @@ def main() -> int:
             train_batches, val_batches = args.mnist_train_batches or None, args.mnist_val_batches or None
         print(f"\n{dataset}: {source}; backbone {args.backbone}; {args.epochs} epochs per run (the first is warm-up); "
               f"{args.repeats} interleaved repeats; {threads}", flush=True)
+        if "streamed" in variants:
+            optimize_data(project, data_dir, work)
         results = train_benchmark(project, data_dir, args.repeats, args.epochs, train_batches, val_batches, work,
                                   args.threads, MODES + variants)
         summary = {mode: summarise(records) for mode, records in results.items()}
