@@ -14,6 +14,7 @@ DistributedSampler with drop_last drops the remainder). The loader's position is
 a resumed fit goes on with the samples the killed one had not reached. ``main.py predict`` reads the test split in
 the order it was written, so predictions.csv names each sample by its index in the datamodule it came from.
 """
+import importlib.util
 import json
 import os
 import tempfile
@@ -126,9 +127,12 @@ class StreamingDataModule(LightningDataModule):
             max_cache_size: the most local disk the cached chunks (of a bucket or ``local:`` folder) take at once
                 (e.g. "25GB"); chunks already read are deleted as new ones arrive.
             cache_dir: where those chunks are cached; None: litdata's default cache folder.
-            storage_options: passed to the bucket's client (e.g. ``{"endpoint_url": "http://minio:9000"}``).
+            storage_options: passed to the bucket's client (e.g. ``{"endpoint_url": "https://minio.lab:9000"}``;
+                litdata reads chunks over https only).
         """
         super().__init__()
+        if importlib.util.find_spec("litdata") is None:
+            raise ConfigError("data.StreamingDataModule needs litdata (the streaming extra): pip install litdata")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"data.init_args.batch_size must be a positive integer, got {batch_size!r}")
         self.input_dir = resolved_dir(input_dir)

@@ -115,8 +115,8 @@ def write(dataset, folder: str, workers: int, chunk_bytes: str, split: str) -> N
 
     print(f"{split}: {len(dataset)} samples", flush=True)
     optimize(fn=Sample(dataset), inputs=list(range(len(dataset))), output_dir=folder, chunk_bytes=chunk_bytes,
-             num_workers=workers, mode="overwrite", start_method="fork",
-             keep_data_ordered=True)  # in order: sample i of the split is the datamodule's sample i (predictions.csv)
+             num_workers=workers, mode="overwrite", keep_data_ordered=True,  # sample i of a split is the datamodule's i
+             start_method="spawn")  # fresh writers: a fork of a process whose torch threads ran can hang
 
 
 def main(argv=None) -> int:

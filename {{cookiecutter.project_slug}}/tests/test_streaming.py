@@ -1,14 +1,13 @@
 """data/streaming.py and sh/optimize_data.py on this project's dataset (fake data in its real format): the chunks
 hold each sample of each split once, in order, and StreamingDataModule serves them as the datamodule did. Skipped
 without the streaming extra (pip install litdata)."""
-import inspect
 import json
 
 import pytest
 import torch
 import yaml
 
-from conftest import PROJECT_ROOT, data_args, datamodule_class, fake_data
+from conftest import PROJECT_ROOT, datamodule_class, fake_data
 
 litdata = pytest.importorskip("litdata")
 
@@ -23,12 +22,11 @@ def written(tmp_path_factory):
     config = root / "data.yaml"
     config.write_text(yaml.safe_dump({"data": {"init_args": {"data_dir": str(data_dir)}}}))
     output = root / "chunks"
-    assert optimize_data.main(["-c", str(PROJECT_ROOT / "config" / "example.yaml"), "-c", str(config),
-                               "--output", str(output), "--workers", "2"]) == 0
-    settings = {arg.split("=")[0].rsplit(".", 1)[1]: arg.split("=", 1)[1] for arg in data_args(data_dir)}
-    if "augment" in inspect.signature(datamodule_class().__init__).parameters:
-        settings["augment"] = False  # as optimize_data.py builds it: each sample once, unaugmented
-    source = datamodule_class()(**settings)
+    configs = [str(PROJECT_ROOT / "config" / "example.yaml"), str(config)]
+    assert optimize_data.main([*(part for c in configs for part in ("-c", c)), "--output", str(output),
+                               "--workers", "2"]) == 0
+    source = optimize_data.configured_datamodule(configs)  # as it was written: unaugmented
+    assert isinstance(source, datamodule_class())
     source.prepare_data()
     source.setup("fit")
     source.setup("test")
