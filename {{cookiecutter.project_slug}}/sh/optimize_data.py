@@ -15,7 +15,6 @@ so a failed write leaves the old one whole. For a bucket, copy the folder there 
 s3://bucket/prefix``) and stream it from ``s3://bucket/prefix``. Needs the streaming extra: pip install litdata.
 """
 import argparse
-import importlib
 import importlib.util
 import inspect
 import json
@@ -25,6 +24,7 @@ import tempfile
 from pathlib import Path
 
 from _experiments import ArgumentParser, UsageError, exit_on_usage_error, shown
+from _trained import import_class
 
 DEFAULT_OUTPUT = "data/streaming/{{ cookiecutter.__dataset }}"
 
@@ -55,9 +55,8 @@ def configured_datamodule(config_files: list):
     if merged is None:
         raise UsageError(f"main.py cannot parse these configs: see  python main.py fit {' '.join(args)} --print_config")
     data = merged["data"]
-    module, _, name = data["class_path"].rpartition(".")
-    cls = getattr(importlib.import_module(module), name)
-    if name == "StreamingDataModule":
+    cls = import_class(data["class_path"])
+    if cls.__name__ == "StreamingDataModule":
         raise UsageError("the configs name data.StreamingDataModule: give the configs of the dataset to optimize")
     init_args = dict(data.get("init_args") or {})
     if "augment" in inspect.signature(cls.__init__).parameters:
@@ -83,16 +82,6 @@ def split_datasets(datamodule) -> dict:
     return found
 
 
-class Sample:
-    """``dataset[i]`` as litdata writes it: tensors, numbers and strings, in tuples, lists and dicts."""
-
-    def __init__(self, dataset):
-        self.dataset = dataset
-
-    def __call__(self, index: int):
-        return self.dataset[index]
-
-
 def link_values(datamodule) -> dict:
     """The datamodule's links as JSON (tuples become lists)."""
     from contract import links_of
@@ -114,7 +103,7 @@ def write(dataset, folder: str, workers: int, chunk_bytes: str, split: str) -> N
     from litdata import optimize
 
     print(f"{split}: {len(dataset)} samples", flush=True)
-    optimize(fn=Sample(dataset), inputs=list(range(len(dataset))), output_dir=folder, chunk_bytes=chunk_bytes,
+    optimize(fn=dataset.__getitem__, inputs=list(range(len(dataset))), output_dir=folder, chunk_bytes=chunk_bytes,
              num_workers=workers, mode="overwrite", keep_data_ordered=True,  # sample i of a split is the datamodule's i
              start_method="spawn")  # fresh writers: a fork of a process whose torch threads ran can hang
 
@@ -127,9 +116,9 @@ def main(argv=None) -> int:
     from data._common import usable_cpus
     from data.streaming import META_FILE
 
-    output = project_path(args.output)
     if "://" in args.output:
         raise UsageError(f"--output {args.output}: write to a folder, then copy it to the bucket (aws s3 sync)")
+    output = project_path(args.output)
     if holds_dataset(output) and not args.force:
         raise UsageError(f"{shown(output)} holds a dataset already: pass --force to replace it")
     if args.workers is not None and args.workers < 1:
