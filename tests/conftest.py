@@ -2,6 +2,7 @@
 import re
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,19 @@ def code_blocks(text: str, language: str) -> list[str]:
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: trains models or runs a baked project's own test suite")
+
+
+def pytest_sessionstart(session):
+    """``make test`` runs under ``--dist loadgroup``: each xdist_group must reach one worker, or the module fixtures
+    its tests share (trained runs, servers, chunks) are built once per worker, racing on the same folders. A pytest
+    and pytest-xdist other than those pinned may not group (pytest 9.2 ignores xdist 3.8's grouped node ids)."""
+    if session.config.getoption("dist", "no") != "loadgroup" or hasattr(session.config, "workerinput"):
+        return
+    pins = dict(line.strip().split("==") for line in (TEMPLATE / "requirements-dev.txt").read_text().splitlines()
+                if line.strip().startswith(("pytest==", "pytest-xdist==")))
+    found = {name: metadata.version(name) for name in pins}
+    if found != pins:
+        raise pytest.UsageError(f"--dist loadgroup needs the pinned {pins}, found {found}: make venv")
 
 
 @pytest.fixture

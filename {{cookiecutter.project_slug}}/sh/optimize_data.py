@@ -8,11 +8,12 @@ a bucket when it is bigger than memory.
 
 The datamodule the configs name is built as main.py builds it (augmentation off: the chunks hold each sample
 once, as the datamodule gives it), prepared and set up for fit and test. Its train, val and test splits become
-``<output>/<split>/`` (chunk files and index.json), written by one process per usable core; ``<output>/meta.json``
-holds what the model is built from (the datamodule's links), the class names and each split's size. An output
-that holds a dataset already is refused unless ``--force``; the new one is written beside it and moved into place,
-so a failed write leaves the old one whole. For a bucket, copy the folder there (``aws s3 sync <output>
-s3://bucket/prefix``) and stream it from ``s3://bucket/prefix``. Needs the streaming extra: pip install litdata.
+``<output>/<split>/`` (chunk files and index.json), written by one process per usable core (``--workers 1``: by
+this process, which starts at once: best for a small dataset); ``<output>/meta.json`` holds what the model is built
+from (the datamodule's links), the class names and each split's size. An output that holds a dataset already is
+refused unless ``--force``; the new one is written beside it and moved into place, so a failed write leaves the old
+one whole. For a bucket, copy the folder there (``aws s3 sync <output> s3://bucket/prefix``) and stream it from
+``s3://bucket/prefix``. Needs the streaming extra: pip install litdata.
 """
 import argparse
 import importlib.util
@@ -36,7 +37,8 @@ def parse_args(argv=None):
                         help="main.py's config files, in order (e.g. config/<exp>/share.yaml, then a version.yaml)")
     parser.add_argument("--output", default=DEFAULT_OUTPUT,
                         help=f"folder to write, relative to the project (default {DEFAULT_OUTPUT})")
-    parser.add_argument("--workers", type=int, default=None, help="writing processes (default: the usable cores)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="writing processes (default: the usable cores; 1 writes in this process)")
     parser.add_argument("--chunk-bytes", default="64MB", help="size of each chunk file (default 64MB)")
     parser.add_argument("--force", action="store_true", help="replace the dataset the output holds already")
     return parser.parse_args(argv)
@@ -100,9 +102,19 @@ def holds_dataset(folder: Path) -> bool:
 
 
 def write(dataset, folder: str, workers: int, chunk_bytes: str, split: str) -> None:
+    """Sample i of ``dataset`` becomes sample i of the chunks in ``folder``: by litdata's optimize over ``workers``
+    spawned processes, or with one worker by its chunk writer in this process (no process to start per split)."""
     from litdata import optimize
+    from litdata.streaming.writer import BinaryWriter
 
     print(f"{split}: {len(dataset)} samples", flush=True)
+    if workers == 1:
+        writer = BinaryWriter(folder, chunk_bytes=chunk_bytes)
+        for index in range(len(dataset)):
+            writer[index] = dataset[index]
+        writer.done()
+        writer.merge()
+        return
     optimize(fn=dataset.__getitem__, inputs=list(range(len(dataset))), output_dir=folder, chunk_bytes=chunk_bytes,
              num_workers=workers, mode="overwrite", keep_data_ordered=True,  # sample i of a split is the datamodule's i
              start_method="spawn")  # fresh writers: a fork of a process whose torch threads ran can hang

@@ -1,6 +1,6 @@
 """data/streaming.py and sh/optimize_data.py on this project's dataset (fake data in its real format): the chunks
-hold each sample of each split once, in order, and StreamingDataModule serves them as the datamodule did. Skipped
-without the streaming extra (pip install litdata)."""
+hold each sample of each split once, in order, whether this process writes them or spawned writers do, and
+StreamingDataModule serves them as the datamodule did. Skipped without the streaming extra (pip install litdata)."""
 import json
 
 import pytest
@@ -24,7 +24,7 @@ def written(tmp_path_factory):
     output = root / "chunks"
     configs = [str(PROJECT_ROOT / "config" / "example.yaml"), str(config)]
     assert optimize_data.main([*(part for c in configs for part in ("-c", c)), "--output", str(output),
-                               "--workers", "2"]) == 0
+                               "--workers", "1"]) == 0
     source = optimize_data.configured_datamodule(configs)  # as it was written: unaugmented
     assert isinstance(source, datamodule_class())
     source.prepare_data()
@@ -56,6 +56,19 @@ def test_the_streamed_splits_are_the_datamodule_s_samples(written):
     first = [source.test_set[i] for i in range(len(x))]
     assert torch.equal(x, torch.stack([s[0] for s in first]))  # in the order written
     assert torch.equal(y, torch.as_tensor([int(s[1]) for s in first]))
+
+
+def test_parallel_writers_write_the_chunks_one_writer_does(written, tmp_path):
+    from litdata import StreamingDataset
+
+    import optimize_data
+
+    source, output = written
+    optimize_data.write(source.val_set, str(tmp_path / "val"), 2, "64MB", "val")  # spawned writers
+    parallel, alone = StreamingDataset(str(tmp_path / "val")), StreamingDataset(str(output / "val"))
+    assert len(parallel) == len(alone) == len(source.val_set)
+    for i in range(len(alone)):
+        assert torch.equal(parallel[i][0], alone[i][0]) and int(parallel[i][1]) == int(alone[i][1])
 
 
 def test_an_output_holding_a_dataset_is_refused_without_force(written):
