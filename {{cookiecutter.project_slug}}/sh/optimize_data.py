@@ -104,17 +104,18 @@ def holds_dataset(folder: Path) -> bool:
 def write(dataset, folder: str, workers: int, chunk_bytes: str, split: str) -> None:
     """Sample i of ``dataset`` becomes sample i of the chunks in ``folder``: by litdata's optimize over ``workers``
     spawned processes, or with one worker by its chunk writer in this process (no process to start per split)."""
-    from litdata import optimize
-    from litdata.streaming.writer import BinaryWriter
-
     print(f"{split}: {len(dataset)} samples", flush=True)
     if workers == 1:
+        from litdata.streaming.writer import BinaryWriter
+
         writer = BinaryWriter(folder, chunk_bytes=chunk_bytes)
         for index in range(len(dataset)):
             writer[index] = dataset[index]
         writer.done()
         writer.merge()
         return
+    from litdata import optimize
+
     optimize(fn=dataset.__getitem__, inputs=list(range(len(dataset))), output_dir=folder, chunk_bytes=chunk_bytes,
              num_workers=workers, mode="overwrite", keep_data_ordered=True,  # sample i of a split is the datamodule's i
              start_method="spawn")  # fresh writers: a fork of a process whose torch threads ran can hang
