@@ -303,16 +303,23 @@ def test_slurm_job_trains_is_requeued_on_sigusr1_and_resumes(cookies, tmp_path):
                                cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             wait_for(lambda: (out / "checkpoints" / "last.ckpt").is_file(), job)
-            os.kill(int((tmp_path / "task.pid").read_text()), signal.SIGUSR1)  # SLURM: 90 s before the end
-            wait_for(lambda: (tmp_path / "scontrol.log").is_file() and (out / "hpc_ckpt_1.ckpt").is_file(), job)
+            task = int((tmp_path / "task.pid").read_text())
+            os.kill(task, signal.SIGUSR1)  # SLURM: 90 s before the end
+            wait_for(lambda: "job 4242 requeued" in (tmp_path / "job1.log").read_text(), job)
+            os.kill(task, signal.SIGTERM)  # SLURM then stops the requeued job (SIGKILL only after its KillWait)
+            job.wait(timeout=120)
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(job.pid, signal.SIGKILL)  # SLURM ends the preempted job
             job.wait()
+    assert json.loads((out / "manifest.json").read_text())["status"] == "interrupted"  # stopped, recorded
     assert (tmp_path / "scontrol.log").read_text().split() == ["requeue", "4242"]
-    assert "SLURM auto-requeueing enabled" in (tmp_path / "job1.log").read_text()
+    log = (tmp_path / "job1.log").read_text()
+    assert "on SIGUSR1 this job saves hpc_ckpt_<n>.ckpt" in log and "SLURM auto-requeueing" not in log  # not Lightning's
+    assert f"saved {out / 'hpc_ckpt_1.ckpt'}; job 4242 requeued" in log
+    torch.load(out / "hpc_ckpt_1.ckpt", map_location="cpu", weights_only=False)  # whole, loadable
 
-    # Training goes on between the requeue and SLURM's kill, so last.ckpt may be newer: resume takes the newest.
+    # Training goes on between the requeue and SLURM's SIGTERM, so last.ckpt may be newer: resume takes the newest.
     newest, name = max([(out / "hpc_ckpt_1.ckpt", "hpc"), (out / "checkpoints" / "last.ckpt", "last")],
                        key=lambda candidate: candidate[0].stat().st_mtime)
     epoch = torch.load(newest, map_location="cpu", weights_only=False)["epoch"]

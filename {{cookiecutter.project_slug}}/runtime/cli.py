@@ -12,7 +12,8 @@ What each step adds to Lightning's own CLI:
   callbacks that watch a metric get
   ``run.monitor`` / ``run.mode``, a continued run's logger runs are reopened;
 - fit: the folder is locked and guarded, config.yaml, manifest.json, history.csv and metrics.json are
-  written, checkpoints are written atomically, the best checkpoint is tested after fit;
+  written, checkpoints are written atomically, the best checkpoint is tested after fit; under SLURM,
+  the time-out warning saves the requeue checkpoint between two batches (slurm_requeue.py);
 - test and predict: scores go to metrics.json, predictions to predictions.csv.
 
 A fault of input or environment ends as one ``ERROR:`` line (``reported_errors``); a bug keeps its traceback.
@@ -28,6 +29,7 @@ from typing import Literal, Optional
 
 import yaml
 from pytorch_lightning.cli import LightningCLI
+from pytorch_lightning.plugins.environments import SLURMEnvironment
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from contract import ConfigError, DatasetNotFoundError, check_model_takes_links, links_of
@@ -62,6 +64,7 @@ from .run_folder import (
     with_version_identity,
     write_problem,
 )
+from .slurm_requeue import SlurmRequeue
 
 
 def configured_classes(args) -> dict:
@@ -240,6 +243,8 @@ class ResearchCLI(LightningCLI):
                                    HparamsWithScore(self.hyperparameters())]
         if config.ckpt_path and config.ckpt_path not in LIGHTNING_RESUME_NAMES:
             self.trainer.callbacks.append(KeepCSVRows(self.trainer.loggers, config.ckpt_path))
+        if SLURMEnvironment.detect():
+            self.trainer.callbacks.append(SlurmRequeue())  # SLURM's warning: requeue checkpoint, between batches
         use_atomic_checkpoints(self.trainer)
 
     def fit(self, **kwargs) -> None:

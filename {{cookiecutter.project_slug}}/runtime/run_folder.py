@@ -512,7 +512,7 @@ def resolve_checkpoint(ckpt_path: Optional[str], paths: RunPaths, subcommand: st
 
 def requeue_checkpoint(paths: RunPaths) -> Path:
     """The checkpoint ``--ckpt_path hpc`` resumes from: the highest-numbered ``hpc_ckpt_<n>.ckpt`` of the run folder,
-    where Lightning saves one when SLURM warns of preemption or the time limit."""
+    where runtime/slurm_requeue.py saves one when SLURM warns of preemption or the time limit."""
     saved = {int(path.stem.rsplit("_", 1)[1]): path for path in paths.run_dir.glob("hpc_ckpt_*.ckpt")
              if path.stem.rsplit("_", 1)[1].isdigit()}
     if not saved:
