@@ -310,7 +310,7 @@ def test_slurm_job_trains_is_requeued_on_sigusr1_and_resumes(cookies, tmp_path):
             job.wait(timeout=120)
         finally:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(job.pid, signal.SIGKILL)  # SLURM ends the preempted job
+                os.killpg(job.pid, signal.SIGKILL)  # what SLURM does to a job that has not stopped by then
             job.wait()
     assert json.loads((out / "manifest.json").read_text())["status"] == "interrupted"  # stopped, recorded
     assert (tmp_path / "scontrol.log").read_text().split() == ["requeue", "4242"]

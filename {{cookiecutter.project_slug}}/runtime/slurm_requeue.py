@@ -59,7 +59,7 @@ class SlurmRequeue(Callback):
 
     def _act_on_warning(self, trainer) -> None:
         if self.signum is None or not trainer.strategy.reduce_boolean_decision(self.warned, all=False):
-            return  # every process saves together or none does: one that was warned makes all act
+            return  # all save together or none: under DDP one tiny all-reduce a batch, as Lightning's SIGTERM check
         self.warned = False
         for logger in trainer.loggers:
             logger.save()
